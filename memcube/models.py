@@ -1,0 +1,333 @@
+"""Domain types: what a MemCube is, what creates and changes one, and what search returns."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Kind = Literal["episodic", "semantic", "procedural", "summary", "core", "artifact"]
+Tier = Literal["core", "archival"]
+Status = Literal["active", "superseded", "forgotten", "quarantined"]
+Source = Literal["api", "message", "consolidation", "distillation", "paging", "import"]
+LinkType = Literal["related", "supports", "contradicts", "part_of", "derived_from"]
+Scope = Literal["read", "write", "admin"]
+
+KINDS: tuple[str, ...] = Kind.__args__  # type: ignore[attr-defined]
+TIERS: tuple[str, ...] = Tier.__args__  # type: ignore[attr-defined]
+STATUSES: tuple[str, ...] = Status.__args__  # type: ignore[attr-defined]
+
+
+def check_text(value: str) -> str:
+    """Reject text PostgreSQL cannot store: NUL characters and lone UTF-16 surrogates."""
+    if "\x00" in value:
+        raise ValueError("text must not contain NUL (\\u0000) characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("text must be valid Unicode (no lone surrogates)") from exc
+    return value
+
+
+def check_json(value: Any, depth: int = 0) -> Any:
+    """Apply check_text to every key and string inside a JSON value; bound the nesting depth."""
+    if depth > 32:
+        raise ValueError("JSON nested deeper than 32 levels")
+    if isinstance(value, str):
+        return check_text(value)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_text(str(key))
+            check_json(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            check_json(item, depth + 1)
+    elif isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        raise ValueError("JSON numbers must be finite")
+    return value
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """Read a naive datetime as UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
+Text = Annotated[str, AfterValidator(check_text)]
+Ident = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(check_text)]
+Tag = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(check_text)]
+Json = Annotated[Any, AfterValidator(check_json)]
+JsonObject = Annotated[dict[str, Any], AfterValidator(check_json)]
+Unit = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+Timestamp = Annotated[datetime, AfterValidator(as_utc)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class VersionRef(Strict):
+    id: UUID
+    version: int | None = None
+
+
+class Provenance(BaseModel):
+    """Where a version came from: source, actor, lineage, and the model when an LLM made it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    source: Source = "api"
+    actor: str | None = None
+    derived_from: list[VersionRef] = Field(default_factory=list)
+    source_refs: list[Json] = Field(default_factory=list)
+    model: str | None = None
+    prompt_version: str | None = None
+    reason: str | None = None
+    job_id: str | None = None
+
+
+class Artifact(Strict):
+    """An activation or parametric memory kept by reference."""
+
+    uri: Annotated[str, Field(min_length=1, max_length=2048), AfterValidator(check_text)]
+    format: Annotated[str, Field(min_length=1, max_length=128), AfterValidator(check_text)]
+    checksum: Annotated[str, Field(min_length=1, max_length=256), AfterValidator(check_text)]
+
+
+class MemCubeCreate(Strict):
+    """The body of `POST /v1/memories` and of each batch item."""
+
+    agent_id: Ident
+    user_id: Ident | None = None
+    session_id: Ident | None = None
+    kind: Kind = "episodic"
+    tier: Tier = "archival"
+    content: Text
+    data: Json = None
+    tags: list[Tag] = Field(default_factory=list)
+    metadata: JsonObject = Field(default_factory=dict)
+    artifact: Artifact | None = None
+    occurred_at: Timestamp | None = None
+    valid_from: Timestamp | None = None
+    valid_to: Timestamp | None = None
+    importance: Unit = 0.5
+    confidence: Unit = 1.0
+    embedding: list[Finite] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MemCubeCreate:
+        if not self.content.strip() and self.kind != "artifact":
+            raise ValueError("content must not be empty")
+        if self.kind == "artifact" and self.artifact is None:
+            raise ValueError("an artifact cube needs `artifact` (uri, format, checksum)")
+        if self.valid_from and self.valid_to and self.valid_to < self.valid_from:
+            raise ValueError("valid_to must not be before valid_from")
+        return self
+
+
+class MemCubePatch(Strict):
+    """The body of `PATCH /v1/memories/{id}`: only the fields given change."""
+
+    content: Text | None = None
+    data: Json = None
+    tags: list[Tag] | None = None
+    metadata: JsonObject | None = None
+    kind: Kind | None = None
+    tier: Tier | None = None
+    status: Literal["active", "quarantined"] | None = None
+    artifact: Artifact | None = None
+    occurred_at: Timestamp | None = None
+    valid_from: Timestamp | None = None
+    valid_to: Timestamp | None = None
+    importance: Unit | None = None
+    confidence: Unit | None = None
+    reason: Annotated[str, Field(max_length=1000), AfterValidator(check_text)] | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("content must not be empty")
+        return value
+
+    def changes(self) -> dict[str, Any]:
+        """Return the fields the client set, except the reason."""
+        return {k: getattr(self, k) for k in self.model_fields_set if k != "reason"}
+
+
+class MemCube(BaseModel):
+    """A cube as stored now (or as of a version)."""
+
+    id: UUID
+    tenant: str
+    agent_id: str
+    user_id: str | None = None
+    session_id: str | None = None
+    kind: Kind
+    tier: Tier
+    content: str
+    data: Any = None
+    tags: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    artifact: Artifact | None = None
+    occurred_at: datetime | None = None
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    importance: float
+    confidence: float
+    access_count: int = 0
+    last_accessed_at: datetime | None = None
+    status: Status
+    superseded_by: UUID | None = None
+    version: int
+    provenance: Provenance
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class Version(BaseModel):
+    """One immutable row of a cube's history."""
+
+    id: UUID
+    version: int
+    tenant: str
+    agent_id: str
+    user_id: str | None = None
+    session_id: str | None = None
+    kind: Kind
+    tier: Tier
+    content: str
+    data: Any = None
+    tags: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    artifact: Artifact | None = None
+    occurred_at: datetime | None = None
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    importance: float
+    confidence: float
+    status: Status
+    superseded_by: UUID | None = None
+    provenance: Provenance
+    recorded_at: datetime
+
+
+class Link(BaseModel):
+    id: UUID
+    source_id: UUID
+    target_id: UUID
+    type: LinkType
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    provenance: Provenance
+    created_at: datetime
+
+
+class LinkCreate(Strict):
+    target_id: UUID
+    type: LinkType = "related"
+    metadata: JsonObject = Field(default_factory=dict)
+
+
+class FuseRequest(Strict):
+    """Merge several cubes of one scope into a new one; the sources become superseded."""
+
+    ids: list[UUID] = Field(min_length=2, max_length=100)
+    content: Text | None = None
+    kind: Kind | None = None
+    tags: list[Tag] | None = None
+    metadata: JsonObject | None = None
+    importance: Unit | None = None
+    reason: Annotated[str, Field(max_length=1000), AfterValidator(check_text)] | None = None
+
+
+class SearchRequest(Strict):
+    """The body of `POST /v1/search`."""
+
+    agent_id: Ident
+    user_id: Ident | None = None
+    session_id: Ident | None = None
+    query: Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(check_text)]
+    k: int = Field(default=10, ge=1)
+    kinds: list[Kind] | None = None
+    tiers: list[Tier] | None = None
+    tags: list[Tag] | None = None
+    statuses: list[Status] | None = None
+    as_of: Timestamp | None = None
+    explain: bool = False
+
+    @field_validator("query")
+    @classmethod
+    def _query_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("query must not be empty")
+        return value
+
+
+class Explain(BaseModel):
+    plan: str
+    vector_rank: int | None = None
+    vector_similarity: float | None = None
+    text_rank: int | None = None
+    text_score: float | None = None
+    rrf: float
+    relevance: float
+    recency: float
+    importance: float
+
+
+class Hit(BaseModel):
+    id: UUID
+    content: str
+    score: float
+    kind: Kind
+    tier: Tier
+    status: Status
+    agent_id: str
+    user_id: str | None = None
+    session_id: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    occurred_at: datetime | None = None
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    importance: float
+    version: int
+    created_at: datetime
+    explain: Explain | None = None
+
+
+class Principal(BaseModel):
+    """Who is calling: the tenant and scopes of an API key."""
+
+    key_id: UUID | None
+    tenant: str
+    scopes: frozenset[str]
+    superuser: bool = False
+
+    @property
+    def actor(self) -> str:
+        return f"key:{self.key_id}" if self.key_id else "admin-token"
+
+
+class ApiKeyCreate(Strict):
+    tenant: Ident
+    scopes: list[Scope] = Field(min_length=1)
+    name: Annotated[str, Field(max_length=200), AfterValidator(check_text)] = ""
+
+
+class ApiKey(BaseModel):
+    id: UUID
+    tenant: str
+    name: str
+    scopes: list[str]
+    token_prefix: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class ApiKeyCreated(ApiKey):
+    token: str

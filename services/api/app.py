@@ -1,0 +1,36 @@
+"""The HTTP app: lifespan (runtime in, runtime out), middleware, error handlers, routers."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, Callable
+
+from fastapi import FastAPI
+
+from memcube.config import Settings
+from memcube.runtime import Runtime, open_runtime
+from services.api.errors import install_error_handlers
+from services.api.middleware import BodyLimitMiddleware, Metrics, MetricsMiddleware
+from services.api.routes import admin, health, memories, search
+
+
+def create_app(settings: Settings, *, runtime_factory: Callable[[Settings], Runtime] = open_runtime) -> FastAPI:
+    """Build the API; the runtime (pool, Redis, embedder) opens at start-up and closes at shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.runtime = runtime_factory(settings)
+        try:
+            yield
+        finally:
+            app.state.runtime.close()
+
+    app = FastAPI(title="MemCube", version="0.1.0", lifespan=lifespan,
+                  description="A memory operating system for AI agents.")
+    app.state.metrics = Metrics()
+    install_error_handlers(app)
+    for module in (memories, search, admin, health):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    return app

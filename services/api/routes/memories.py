@@ -1,0 +1,152 @@
+"""Routes of /v1/memories: create, batch, list, read, change, forget, history, fuse, links."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Header, Query, Response
+from pydantic import BaseModel
+
+from memcube import cube
+from memcube.errors import InvalidInput
+from memcube.models import (FuseRequest, Kind, Link, LinkCreate, MemCube, MemCubeCreate, MemCubePatch, Status,
+                            Tier, Version, as_utc)
+from memcube.store import cubes as cube_store
+from services.api.deps import Conn, Reader, RuntimeDep, Writer
+
+router = APIRouter(prefix="/v1/memories", tags=["memories"])
+
+
+class BatchCreate(BaseModel):
+    items: list[MemCubeCreate]
+
+
+class Items(BaseModel):
+    items: list[MemCube]
+
+
+class Page(BaseModel):
+    items: list[MemCube]
+    next_cursor: str | None
+
+
+class History(BaseModel):
+    items: list[Version]
+
+
+class Fused(BaseModel):
+    memory: MemCube
+    superseded: list[MemCube]
+
+
+class Links(BaseModel):
+    items: list[Link]
+
+
+def parse_if_match(value: str | None) -> int | None:
+    """Read `If-Match: 3`, `"3"` or `W/"3"` as version 3; raises InvalidInput otherwise."""
+    if value is None:
+        return None
+    raw = value.strip().removeprefix("W/").strip('"')
+    if not raw.isdigit() or len(raw) > 9:
+        raise InvalidInput("If-Match must be the version number the change is based on, e.g. If-Match: 3")
+    return int(raw)
+
+
+def _etag(response: Response, row: dict[str, Any]) -> None:
+    response.headers["ETag"] = f'"{row["version"]}"'
+
+
+@router.post("", status_code=201, response_model=MemCube)
+def create_memory(body: MemCubeCreate, conn: Conn, rt: RuntimeDep, who: Writer, response: Response) -> Any:
+    [row] = cube.create_cubes(conn, tenant=who.tenant, actor=who.actor, items=[body], embedder=rt.embedder,
+                              settings=rt.settings)
+    _etag(response, row)
+    return row
+
+
+@router.post("/batch", status_code=201, response_model=Items)
+def create_batch(body: BatchCreate, conn: Conn, rt: RuntimeDep, who: Writer) -> Any:
+    rows = cube.create_cubes(conn, tenant=who.tenant, actor=who.actor, items=body.items, embedder=rt.embedder,
+                             settings=rt.settings)
+    return {"items": rows}
+
+
+@router.get("", response_model=Page)
+def list_memories(
+    conn: Conn, who: Reader,
+    agent_id: Annotated[str | None, Query(max_length=256)] = None,
+    user_id: Annotated[str | None, Query(max_length=256)] = None,
+    session_id: Annotated[str | None, Query(max_length=256)] = None,
+    kind: Kind | None = None, tier: Tier | None = None,
+    status: Status | Literal["any"] = "active",
+    tag: Annotated[str | None, Query(max_length=128)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> Any:
+    filters = {"agent_id": agent_id, "user_id": user_id, "session_id": session_id, "kind": kind, "tier": tier,
+               "status": None if status == "any" else status, "tag": tag}
+    for name, value in filters.items():
+        if isinstance(value, str) and "\x00" in value:
+            raise InvalidInput(f"{name} must not contain NUL characters")
+    rows, next_cursor = cube_store.list_cubes(conn, tenant=who.tenant, filters=filters, limit=limit, cursor=cursor)
+    return {"items": rows, "next_cursor": next_cursor}
+
+
+@router.post("/fuse", status_code=201, response_model=Fused)
+def fuse_memories(body: FuseRequest, conn: Conn, rt: RuntimeDep, who: Writer) -> Any:
+    fused, superseded = cube.fuse_cubes(conn, tenant=who.tenant, actor=who.actor, request=body,
+                                        embedder=rt.embedder, settings=rt.settings)
+    return {"memory": fused, "superseded": superseded}
+
+
+@router.get("/{cube_id}", response_model=MemCube | Version)
+def get_memory(cube_id: UUID, conn: Conn, who: Reader, response: Response,
+               version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+               as_of: datetime | None = None) -> Any:
+    row = cube.read_cube(conn, tenant=who.tenant, cube_id=cube_id, version=version, as_of=as_utc(as_of))
+    _etag(response, row)
+    return Version.model_validate(row) if "recorded_at" in row else MemCube.model_validate(row)
+
+
+@router.patch("/{cube_id}", response_model=MemCube)
+def patch_memory(cube_id: UUID, body: MemCubePatch, conn: Conn, rt: RuntimeDep, who: Writer, response: Response,
+                 if_match: Annotated[str | None, Header()] = None) -> Any:
+    row = cube.patch_cube(conn, tenant=who.tenant, actor=who.actor, cube_id=cube_id, patch=body,
+                          embedder=rt.embedder, settings=rt.settings, if_match=parse_if_match(if_match))
+    _etag(response, row)
+    return row
+
+
+@router.delete("/{cube_id}", response_model=MemCube)
+def delete_memory(cube_id: UUID, conn: Conn, who: Writer, response: Response, erase: bool = False,
+                  reason: Annotated[str | None, Query(max_length=1000)] = None,
+                  if_match: Annotated[str | None, Header()] = None) -> Any:
+    if reason is not None and "\x00" in reason:
+        raise InvalidInput("reason must not contain NUL characters")
+    row = cube.forget_cube(conn, tenant=who.tenant, actor=who.actor, cube_id=cube_id, erase=erase, reason=reason,
+                           if_match=parse_if_match(if_match))
+    _etag(response, row)
+    return row
+
+
+@router.get("/{cube_id}/history", response_model=History)
+def memory_history(cube_id: UUID, conn: Conn, who: Reader) -> Any:
+    return {"items": cube.history(conn, tenant=who.tenant, cube_id=cube_id)}
+
+
+@router.post("/{cube_id}/links", status_code=201, response_model=Link)
+def link_memory(cube_id: UUID, body: LinkCreate, conn: Conn, who: Writer) -> Any:
+    return cube.link_cubes(conn, tenant=who.tenant, actor=who.actor, source_id=cube_id, link=body)
+
+
+@router.get("/{cube_id}/links", response_model=Links)
+def memory_links(cube_id: UUID, conn: Conn, rt: RuntimeDep, who: Reader,
+                 limit: Annotated[int | None, Query(ge=1)] = None) -> Any:
+    cap = min(limit or rt.settings.max_links_page, rt.settings.max_links_page)
+    return {"items": cube.list_links(conn, tenant=who.tenant, cube_id=cube_id, limit=cap)}
+
+
+
