@@ -68,8 +68,10 @@ def cmd_migrate(settings: Settings) -> int:
 def cmd_api(settings: Settings) -> int:
     import uvicorn
 
+    from memcube.runtime import require_urls
     from services.api.app import create_app
 
+    require_urls(settings)
     app = create_app(settings)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
                 access_log=False, timeout_graceful_shutdown=10)

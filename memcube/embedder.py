@@ -80,7 +80,8 @@ class LocalEmbedder:
         if not model_path.is_dir():
             raise ConfigError(f"embedding model folder {model_path} does not exist")
         self._model = SentenceTransformer(str(model_path), device="cpu")
-        self.dim = int(self._model.get_sentence_embedding_dimension())
+        measure = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        self.dim = int(measure())
         self.name = f"local:{name}"
         self._batch_size = batch_size
         # One forward pass at a time: parallel passes only fight over the same two cores.

@@ -6,7 +6,8 @@ from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator,
+                      model_validator)
 
 Kind = Literal["episodic", "semantic", "procedural", "summary", "core", "artifact"]
 Tier = Literal["core", "archival"]
@@ -118,10 +119,15 @@ class MemCubeCreate(Strict):
     confidence: Unit = 1.0
     embedding: list[Finite] | None = None
 
+    @field_validator("content")
+    @classmethod
+    def _content_present(cls, value: str, info: ValidationInfo) -> str:
+        if not value.strip() and info.data.get("kind") != "artifact":
+            raise ValueError("content must not be empty")
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> MemCubeCreate:
-        if not self.content.strip() and self.kind != "artifact":
-            raise ValueError("content must not be empty")
         if self.kind == "artifact" and self.artifact is None:
             raise ValueError("an artifact cube needs `artifact` (uri, format, checksum)")
         if self.valid_from and self.valid_to and self.valid_to < self.valid_from:

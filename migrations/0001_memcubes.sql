@@ -62,7 +62,8 @@ CREATE TABLE memcube_versions (
     status         text NOT NULL,
     superseded_by  uuid,
     provenance     jsonb NOT NULL,
-    recorded_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
+    -- Transaction time, like created_at and updated_at: one clock for every record-time column.
+    recorded_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (cube_id, version)
 );
 

@@ -1,0 +1,93 @@
+"""`memcube up` end to end: starts the embedded stack, serves, keeps data across restarts, stops cleanly."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(home: Path, port: int, token: str) -> tuple[subprocess.Popen, list[str]]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(MEMCUBE_HOME=str(home), MEMCUBE_PORT=str(port), MEMCUBE_ADMIN_TOKEN=token)
+    process = subprocess.Popen([sys.executable, "-m", "memcube.cli", "up"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    lines = []
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith("Ctrl-C stops everything"):
+            return process, lines
+    process.kill()
+    pytest.fail("memcube up did not come up:\n" + "".join(lines))
+
+
+def processes_using(home: Path) -> list[str]:
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if str(home) in cmdline and proc.info["name"] in ("postgres", "redis-server"):
+            found.append(f"{proc.pid} {cmdline}")
+    return found
+
+
+def stop(process: subprocess.Popen, sig: int) -> int:
+    process.send_signal(sig)
+    code = process.wait(60)
+    process.stdout.read()
+    return code
+
+
+def test_up_serves_keeps_data_across_restarts_and_stops_cleanly(tmp_path):
+    home, port, token = tmp_path / "home", free_port(), "up-test-token"
+    base = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {token}"}
+
+    process, lines = start(home, port, token)
+    try:
+        output = "".join(lines)
+        assert f"API:         {base}" in output and f"Admin token: {token}" in output
+        assert httpx.get(f"{base}/readyz").status_code == 200
+        created = httpx.post(f"{base}/v1/memories", headers=headers,
+                             json={"agent_id": "a", "content": "The spare tyre is under the boot floor"})
+        assert created.status_code == 201
+    finally:
+        code = stop(process, signal.SIGTERM)
+    assert code == 0
+    assert processes_using(home) == []
+
+    process, _ = start(home, port, token)
+    try:
+        hits = httpx.post(f"{base}/v1/search", headers=headers,
+                          json={"agent_id": "a", "query": "where is the spare wheel?"}).json()["hits"]
+        assert [h["id"] for h in hits] == [created.json()["id"]]
+    finally:
+        code = stop(process, signal.SIGINT)
+    assert code == 0
+    assert processes_using(home) == []
+
+
+def test_single_process_commands_explain_missing_configuration(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    result = subprocess.run([sys.executable, "-m", "memcube.cli", "api"], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2 and "DATABASE_URL and REDIS_URL must be set" in result.stderr
+    env["MEMCUBE_PORT"] = "not-a-port"
+    result = subprocess.run([sys.executable, "-m", "memcube.cli", "api"], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2 and "invalid configuration" in result.stderr

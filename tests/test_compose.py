@@ -1,0 +1,103 @@
+"""docker-compose.yml cannot run here (no Docker engine), so check its wiring: every app service runs a real
+`memcube` command with settings that exist, and those commands start against the test stack with that environment."""
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import yaml
+
+from memcube.cli import COMMANDS
+from memcube.config import Settings, env_name
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SETTING_VARS = {env_name(name) for name in Settings.model_fields}
+INTERPOLATION = re.compile(r"\$\{(\w+)(?::([-?])([^}]*))?\}")
+
+
+def interpolate(value: str, env: dict[str, str]) -> str:
+    """Resolve compose's ${VAR}, ${VAR:-default} and ${VAR:?error} forms."""
+    def replace(match: re.Match) -> str:
+        name, op, arg = match.groups()
+        if env.get(name):
+            return env[name]
+        if op == "?":
+            raise KeyError(f"{name}: {arg}")
+        return arg or ""
+    return INTERPOLATION.sub(replace, value)
+
+
+def app_services():
+    return {name: svc for name, svc in COMPOSE["services"].items() if "build" in svc}
+
+
+def test_every_app_service_runs_a_memcube_command_with_known_settings():
+    services = app_services()
+    assert {"migrate", "api"} <= set(services)
+    for name, service in services.items():
+        command = service["command"]
+        assert command[0] == "memcube" and command[1] in COMMANDS, name
+        unknown = set(service["environment"]) - SETTING_VARS
+        assert not unknown, f"{name} sets variables no setting reads: {unknown}"
+    assert COMPOSE["services"]["api"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+
+
+def test_the_admin_token_is_required_not_defaulted():
+    env = COMPOSE["services"]["api"]["environment"]
+    try:
+        interpolate(env["MEMCUBE_ADMIN_TOKEN"], {})
+    except KeyError as exc:
+        assert "MEMCUBE_ADMIN_TOKEN" in str(exc)
+    else:
+        raise AssertionError("compose must refuse to start without MEMCUBE_ADMIN_TOKEN")
+
+
+def executable(command: list[str]) -> list[str]:
+    """The container's `memcube` is the one installed beside this Python."""
+    return [str(Path(sys.executable).parent / command[0]), *command[1:]]
+
+
+def run_env(service: str, database_url: str, redis_url: str, port: int) -> dict[str, str]:
+    host_env = {"MEMCUBE_ADMIN_TOKEN": "compose-token"}
+    env = {k: interpolate(str(v), host_env) for k, v in COMPOSE["services"][service]["environment"].items()}
+    # Point the container host names at the test stack, and stay on loopback.
+    env.update(DATABASE_URL=database_url, REDIS_URL=redis_url)
+    if "MEMCUBE_HOST" in env:
+        env.update(MEMCUBE_HOST="127.0.0.1", MEMCUBE_PORT=str(port))
+    return {**{k: v for k, v in os.environ.items() if k not in SETTING_VARS}, **env}
+
+
+def test_migrate_then_api_start_with_the_compose_environment(database_url, redis_url):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    migrate = subprocess.run(executable(COMPOSE["services"]["migrate"]["command"]),
+                             env=run_env("migrate", database_url, redis_url, port), capture_output=True, text=True,
+                             timeout=120)
+    assert migrate.returncode == 0, migrate.stderr
+    assert "nothing to apply" in migrate.stdout
+    api = subprocess.Popen(executable(COMPOSE["services"]["api"]["command"]), env=run_env("api", database_url, redis_url, port),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert api.poll() is None, api.stderr.read()
+            time.sleep(0.5)
+        else:
+            raise AssertionError("api did not become ready")
+        auth = {"Authorization": "Bearer compose-token"}
+        assert httpx.get(f"http://127.0.0.1:{port}/v1/memories", headers=auth).status_code == 200
+    finally:
+        api.terminate()
+        api.wait(30)
