@@ -69,12 +69,12 @@ class Settings(BaseSettings):
 
     # Search
     exact_scan_max_rows: int = Field(
-        default=20_000, ge=0, description="Scopes up to this many rows are searched exactly; larger ones by HNSW."
+        default=5_000, ge=0, description="Scopes up to this many rows are searched exactly; larger ones by HNSW."
     )
     scope_count_ttl_seconds: float = Field(default=30.0, ge=0, description="How long a scope's size is cached.")
     hnsw_ef_search: int = Field(default=100, ge=10, le=1000, description="HNSW ef_search for large scopes.")
     search_candidates: int = Field(default=50, ge=1, description="Candidates each retriever gives the fusion, at least.")
-    rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion constant.")
+    rrf_k: int = Field(default=10, ge=1, description="Reciprocal rank fusion constant.")
     weight_recency: float = Field(default=0.05, ge=0, le=1, description="Weight of recency in the final score.")
     weight_importance: float = Field(default=0.05, ge=0, le=1, description="Weight of importance in the final score.")
     recency_half_life_days: float = Field(default=30.0, gt=0, description="Age at which recency counts half.")

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 @dataclass(frozen=True)
 class RankWeights:
-    rrf_k: int = 60
+    rrf_k: int = 10
     recency: float = 0.05
     importance: float = 0.05
     half_life_days: float = 30.0
@@ -34,10 +34,16 @@ def recency(moment: datetime, now: datetime, half_life_days: float) -> float:
 
 
 def ranks(values: Sequence[tuple[Any, float | None]], *, descending: bool) -> dict[Any, int]:
-    """Return 1-based ranks of the keys whose value is not None (ties broken by key order given)."""
-    present = [(key, value) for key, value in values if value is not None]
-    present.sort(key=lambda kv: -kv[1] if descending else kv[1])
-    return {key: position + 1 for position, (key, _) in enumerate(present)}
+    """Return 1-based competition ranks ("1224") of the keys whose value is not None.
+
+    Equal values share a rank, so the fused order never depends on the order the rows arrived in
+    (full-text scores tie often).
+    """
+    present = sorted((value for _, value in values if value is not None), reverse=descending)
+    first: dict[float, int] = {}
+    for position, value in enumerate(present):
+        first.setdefault(value, position + 1)
+    return {key: first[value] for key, value in values if value is not None}
 
 
 def fuse(rows: Sequence[dict[str, Any]], *, now: datetime, weights: RankWeights) -> list[Ranked]:

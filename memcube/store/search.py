@@ -7,6 +7,9 @@ Two vector plans, chosen by the caller from the scope's size:
   switch it onto the index.
 - `hnsw`: orders by `embedding::vector(dim) <=> q`, which matches the index, with
   iterative scan so the scope filter does not starve the result.
+
+Full-text candidates are an OR of the query's lexemes within the scope, ranked by `ts_rank`
+(on LoCoMo it beats `ts_rank_cd` and BM25 alone: bench/README.md).
 """
 
 from __future__ import annotations
@@ -88,14 +91,16 @@ def search_candidates(conn: psycopg.Connection, *, scope: ScopeFilter, query_vec
         "  SELECT m.id, {distance} AS distance FROM memcubes m"
         "  WHERE {where} AND m.embedding IS NOT NULL ORDER BY {distance} LIMIT %(n_vector)s"
         "), txt AS ("
-        "  SELECT m.id, ts_rank_cd(m.tsv, tq.q) AS score FROM memcubes m, (SELECT " + TSQUERY + " AS q) AS tq"
+        "  SELECT m.id, ts_rank(m.tsv, tq.q) AS score FROM memcubes m, (SELECT " + TSQUERY + " AS q) AS tq"
         "  WHERE {where} AND m.tsv @@ tq.q ORDER BY score DESC, m.id LIMIT %(n_text)s"
         "), ids AS (SELECT id FROM vec UNION SELECT id FROM txt) "
         "SELECT {columns}, vec.distance AS vector_distance, txt.score AS text_score "
         "FROM ids JOIN memcubes m ON m.id = ids.id LEFT JOIN vec ON vec.id = ids.id LEFT JOIN txt ON txt.id = ids.id"
     ).format(distance=distance, where=where, columns=sql.SQL(", ").join(
         sql.SQL("m.{}").format(sql.Identifier(c.strip())) for c in CUBE_COLUMNS.split(",")))
-    return conn.execute(query, params).fetchall()
+    # prepare=False: a prepared statement drifts to a generic plan after a few runs, and the generic
+    # plan of the hnsw query walks the btree and sorts the whole scope (bench/plan_cache.py: 54 ms -> 173 ms).
+    return conn.execute(query, params, prepare=False).fetchall()
 
 
 def count_vector_matches(conn: psycopg.Connection, *, scope: ScopeFilter, cap: int) -> int:

@@ -59,3 +59,12 @@ def test_plan_is_exact_up_to_the_threshold_and_hnsw_above():
     assert choose_plan(0, 100) == "exact"
     assert choose_plan(100, 100) == "exact"
     assert choose_plan(101, 100) == "hnsw"
+
+
+def test_tied_scores_share_a_rank_so_row_order_does_not_matter():
+    a, b, c = uuid4(), uuid4(), uuid4()
+    assert ranks([(a, 0.1), (b, 0.1), (c, 0.3)], descending=True) == {c: 1, a: 2, b: 2}
+    rows = [row(distance=0.2, text=0.1), row(distance=0.2, text=0.1), row(distance=0.1)]
+    forward = [r.row["id"] for r in fuse(rows, now=NOW, weights=RankWeights())]
+    backward = [r.row["id"] for r in fuse(rows[::-1], now=NOW, weights=RankWeights())]
+    assert forward == backward
