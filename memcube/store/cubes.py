@@ -19,12 +19,12 @@ from memcube.errors import InvalidInput, NotFound, StaleVersion
 CUBE_COLUMNS = (
     "id, tenant, agent_id, user_id, session_id, kind, tier, content, data, tags, metadata, artifact, "
     "occurred_at, valid_from, valid_to, importance, confidence, access_count, last_accessed_at, status, "
-    "superseded_by, version, provenance, created_at, updated_at"
+    "superseded_by, version, provenance, created_at, updated_at, label"
 )
 # The columns a version snapshot copies from the current row.
 SNAPSHOT_COLUMNS = (
     "tenant, agent_id, user_id, session_id, kind, tier, content, data, tags, metadata, artifact, "
-    "occurred_at, valid_from, valid_to, importance, confidence, status, superseded_by, provenance"
+    "occurred_at, valid_from, valid_to, importance, confidence, status, superseded_by, provenance, label"
 )
 VERSION_COLUMNS = "cube_id AS id, version, " + SNAPSHOT_COLUMNS + ", recorded_at"
 
@@ -37,10 +37,10 @@ _JSON_FIELDS = {"data", "metadata", "artifact"}
 
 SQL_INSERT_CUBE = (
     "INSERT INTO memcubes (id, tenant, agent_id, user_id, session_id, kind, tier, content, data, tags, metadata, "
-    "artifact, occurred_at, valid_from, valid_to, importance, confidence, provenance, embedding) "
+    "artifact, occurred_at, valid_from, valid_to, importance, confidence, provenance, embedding, label) "
     "VALUES (%(id)s, %(tenant)s, %(agent_id)s, %(user_id)s, %(session_id)s, %(kind)s, %(tier)s, %(content)s, "
     "%(data)s, %(tags)s, %(metadata)s, %(artifact)s, %(occurred_at)s, %(valid_from)s, %(valid_to)s, "
-    "%(importance)s, %(confidence)s, %(provenance)s, %(embedding)s)"
+    "%(importance)s, %(confidence)s, %(provenance)s, %(embedding)s, %(label)s)"
 )
 SQL_SNAPSHOT = (
     "INSERT INTO memcube_versions (cube_id, version, " + SNAPSHOT_COLUMNS + ") "
@@ -100,6 +100,7 @@ def insert_cubes(conn: psycopg.Connection, rows: list[dict[str, Any]]) -> list[d
             "artifact": _json(row.get("artifact")),
             "provenance": Jsonb(row["provenance"]),
             "embedding": to_vector(row.get("embedding")),
+            "label": row.get("label"),
         })
     ids = [row["id"] for row in rows]
     with conn.cursor() as cur:

@@ -1,0 +1,19 @@
+"""Path and query parameters that name things (agents, users, sessions, labels): checked like body fields."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Path, Query
+from pydantic import AfterValidator
+
+from memcube.models import LABEL_PATTERN, check_text
+
+
+def _optional_text(value: str | None) -> str | None:
+    return None if value is None else check_text(value)
+
+
+PathIdent = Annotated[str, Path(min_length=1, max_length=256), AfterValidator(check_text)]
+QueryIdent = Annotated[str | None, Query(min_length=1, max_length=256), AfterValidator(_optional_text)]
+PathLabel = Annotated[str, Path(pattern=LABEL_PATTERN, description="letters, digits, `_`, `.`, `-`; up to 64")]

@@ -1,0 +1,32 @@
+"""Routes of /v1/sessions: append messages, read the working window, write the scratchpad."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from memcube import session
+from memcube.models import Appended, MessageAppend, Scratchpad, ScratchpadPut, WorkingMemory
+from services.api.deps import Conn, Reader, RuntimeDep, Writer
+from services.api.params import PathIdent, QueryIdent
+
+router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+
+
+@router.post("/{session_id}/messages", status_code=201, response_model=Appended)
+def append_messages(session_id: PathIdent, body: MessageAppend, conn: Conn, rt: RuntimeDep, who: Writer) -> Any:
+    return session.append_messages(conn, rt.redis, tenant=who.tenant, actor=who.actor, session_id=session_id,
+                                   request=body, embedder=rt.embedder, settings=rt.settings)
+
+
+@router.get("/{session_id}/working", response_model=WorkingMemory)
+def working_memory(session_id: PathIdent, conn: Conn, rt: RuntimeDep, who: Reader,
+                   agent_id: QueryIdent = None) -> Any:
+    return session.working_memory(conn, rt.redis, tenant=who.tenant, session_id=session_id, agent_id=agent_id,
+                                  settings=rt.settings)
+
+
+@router.put("/{session_id}/scratchpad", response_model=Scratchpad)
+def put_scratchpad(session_id: PathIdent, body: ScratchpadPut, conn: Conn, rt: RuntimeDep, who: Writer) -> Any:
+    return session.set_scratchpad(conn, tenant=who.tenant, session_id=session_id, body=body, settings=rt.settings)
