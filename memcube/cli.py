@@ -1,4 +1,4 @@
-"""The `memcube` command: up, migrate, api, reembed."""
+"""The `memcube` command: up, migrate, api, worker, beat, reembed."""
 
 from __future__ import annotations
 
@@ -78,6 +78,30 @@ def cmd_api(settings: Settings) -> int:
     return 0
 
 
+def cmd_worker(settings: Settings) -> int:
+    from memcube.runtime import require_urls
+    from workers.app import create_celery, worker_name
+
+    require_urls(settings)
+    app = create_celery(settings)
+    app.worker_main(["worker", f"--loglevel={settings.log_level.upper()}",
+                     f"--concurrency={settings.worker_concurrency}", f"--queues={settings.worker_queue}",
+                     f"--hostname={worker_name()}", "--without-gossip", "--without-mingle", "--without-heartbeat"])
+    return 0
+
+
+def cmd_beat(settings: Settings) -> int:
+    from workers.app import create_celery
+
+    app = create_celery(settings)
+    # The schedule's state file lives with the data, never in the working directory.
+    home = settings.resolved_home()
+    home.mkdir(parents=True, exist_ok=True)
+    app.Beat(schedule=str(home / "beat-schedule"), loglevel=settings.log_level.upper(),
+             max_interval=min(30.0, settings.scan_interval_seconds)).run()
+    return 0
+
+
 def cmd_reembed(settings: Settings) -> int:
     from memcube.db import open_pool
     from memcube.embedder import build_embedder
@@ -121,6 +145,8 @@ def cmd_up(settings: Settings) -> int:
         env = {**os.environ, "DATABASE_URL": stack.database_url, "REDIS_URL": stack.redis_url,
                "MEMCUBE_ADMIN_TOKEN": token, "MEMCUBE_HOME": str(home)}
         supervisor.add("api", spawn([sys.executable, "-m", "memcube.cli", "api"], env))
+        supervisor.add("worker", spawn([sys.executable, "-m", "memcube.cli", "worker"], env))
+        supervisor.add("beat", spawn([sys.executable, "-m", "memcube.cli", "beat"], env))
         base = f"http://{settings.host}:{settings.port}"
         if not supervisor.wait_until(lambda: _ready(base + "/readyz"), timeout=300):
             if not supervisor.stopping.is_set():
@@ -140,6 +166,8 @@ COMMANDS = {
     "up": (cmd_up, "run the whole stack on the embedded default, in the foreground"),
     "migrate": (cmd_migrate, "apply pending database migrations"),
     "api": (cmd_api, "run the HTTP API (needs DATABASE_URL and REDIS_URL)"),
+    "worker": (cmd_worker, "run a background worker and the outbox relay (needs DATABASE_URL and REDIS_URL)"),
+    "beat": (cmd_beat, "run the schedule of background work: scans, consolidation, paging (needs REDIS_URL)"),
     "reembed": (cmd_reembed, "re-embed every memory with the configured embedder"),
 }
 

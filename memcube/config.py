@@ -80,6 +80,71 @@ class Settings(BaseSettings):
     recency_half_life_days: float = Field(default=30.0, gt=0, description="Age at which recency counts half.")
     access_flush_seconds: float = Field(default=1.0, gt=0, description="How often recorded accesses are written.")
 
+    # Virtual context
+    working_max_messages: int = Field(default=50, ge=1, le=10_000,
+                                      description="Most messages a session's working window in Redis holds.")
+    working_max_tokens: int = Field(
+        default=4000, ge=16,
+        description="Most tokens a working window holds; a longer message or scratchpad is refused.")
+    session_ttl_seconds: int = Field(
+        default=86_400, ge=1, description="Idle time after which a session's window leaves Redis (messages stay).")
+    max_session_messages: int = Field(default=100, ge=1, description="Most messages one append carries.")
+    core_budget_tokens: int = Field(
+        default=1000, ge=1, description="Token budget of the core tier of one scope (an agent, or one user of it).")
+    core_block_max_tokens: int = Field(default=500, ge=1, description="Most tokens one labelled core block holds.")
+    paging_weight_importance: float = Field(default=0.5, ge=0, le=1,
+                                            description="Weight of importance in paging value.")
+    paging_weight_recency: float = Field(default=0.3, ge=0, le=1,
+                                         description="Weight of last-access recency in paging value.")
+    paging_weight_frequency: float = Field(default=0.2, ge=0, le=1,
+                                           description="Weight of access frequency in paging value.")
+    paging_min_accesses: int = Field(default=3, ge=1,
+                                     description="Accesses an archival cube needs before it may be paged into core.")
+    paging_cooldown_seconds: float = Field(default=3600.0, ge=0,
+                                           description="A cube paged out is not paged back in for this long.")
+    paging_interval_seconds: float = Field(
+        default=60.0, ge=0, description="Context assembly pages a scope inline at most this often; 0 turns it off.")
+    context_recall_k: int = Field(default=20, ge=0, le=200, description="Memories context assembly recalls by search.")
+    context_lessons_k: int = Field(default=5, ge=0, le=100, description="Lessons context assembly considers.")
+    context_working_share: float = Field(
+        default=0.5, ge=0, le=1,
+        description="Share of the budget left after core that the working window fills before recalled memories.")
+
+    # Workers and consolidation
+    broker_url: str | None = Field(default=None, description="Celery broker (a Redis URL); unset means REDIS_URL.")
+    worker_concurrency: int = Field(default=1, ge=1, le=64, description="Tasks one `memcube worker` runs at once.")
+    worker_queue: str = Field(default="memcube", min_length=1, description="Broker queue the tasks go through.")
+    broker_visibility_timeout_seconds: float = Field(
+        default=300.0, ge=1, description="A task taken by a worker that died is delivered again after this long.")
+    job_lease_seconds: float = Field(
+        default=30.0, ge=1, description="Lease of a running job, renewed by its worker; an expired one is taken over.")
+    job_max_attempts: int = Field(default=5, ge=1, description="Attempts after which a job that keeps dying fails.")
+    outbox_poll_seconds: float = Field(
+        default=2.0, gt=0, description="How often the relay looks for unsent outbox rows when nothing woke it.")
+    scan_interval_seconds: float = Field(
+        default=30.0, gt=0, description="How often beat looks for idle sessions and stalled jobs.")
+    consolidate_engine: Literal["auto", "heuristic", "llm"] = Field(
+        default="auto", description="`auto`: the LLM when MEMCUBE_LLM_BASE_URL is set, heuristics otherwise.")
+    consolidate_idle_seconds: float = Field(
+        default=600.0, ge=0,
+        description="A session with unconsolidated episodes and none newer than this is consolidated; 0: off.")
+    consolidate_after_episodes: int = Field(
+        default=50, ge=0, description="A scope with this many unconsolidated episodes is consolidated; 0: off.")
+    consolidate_every_seconds: float = Field(
+        default=3600.0, ge=0, description="Beat consolidates every scope with pending episodes this often; 0: off.")
+    consolidate_batch_episodes: int = Field(
+        default=200, ge=1, le=5000, description="Episodes one consolidation transaction takes.")
+    consolidate_topic_similarity: float = Field(
+        default=0.5, ge=0, le=1, description="Cosine similarity an episode needs to join a topic group.")
+    consolidate_group_max_episodes: int = Field(
+        default=20, ge=1, le=200, description="Most episodes in one topic group (one LLM call).")
+    consolidate_duplicate_similarity: float = Field(
+        default=0.9, ge=0, le=1, description="Cosine similarity at which a candidate restates a known fact.")
+    consolidate_related_similarity: float = Field(
+        default=0.6, ge=0, le=1, description="Cosine similarity at which a new fact is linked to a known one.")
+    page_every_seconds: float = Field(
+        default=300.0, ge=0, description="Beat pages every scope that has a core tier this often; 0: off.")
+
     def resolved_home(self) -> Path:
         """Return the data folder with `~` expanded."""
         return self.home.expanduser().resolve()

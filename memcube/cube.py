@@ -10,6 +10,7 @@ from uuid import UUID
 import psycopg
 
 from memcube.config import Settings
+from memcube.consolidation.trigger import note_episodes
 from memcube.embedder import Embedder, check_vector
 from memcube.errors import Conflict, InvalidInput, StaleVersion, TooLarge
 from memcube.models import FuseRequest, LinkCreate, MemCubeCreate, MemCubePatch
@@ -90,7 +91,10 @@ def create_cubes(conn: psycopg.Connection, *, tenant: str, actor: str, items: Se
         row.update(id=uuid.uuid4(), tenant=tenant, embedding=vector,
                    provenance=provenance(source, actor, **extra))
         rows.append(row)
-    return store.insert_cubes(conn, rows)
+    created = store.insert_cubes(conn, rows)
+    # Episodes count toward their scope's next consolidation, in this same transaction (trigger.py).
+    note_episodes(conn, tenant=tenant, rows=created, settings=settings)
+    return created
 
 
 def read_cube(conn: psycopg.Connection, *, tenant: str, cube_id: UUID, version: int | None = None,

@@ -1,4 +1,4 @@
-"""Readiness checks of the database and Redis (which is also the broker)."""
+"""Readiness checks of the database, Redis, and the broker (the same Redis unless MEMCUBE_BROKER_URL differs)."""
 
 from __future__ import annotations
 
@@ -29,4 +29,7 @@ def readiness(runtime: Any) -> dict[str, dict[str, Any]]:
     def cache() -> None:
         runtime.redis.ping()
 
-    return {"database": _timed(database), "redis": _timed(cache), "broker": _timed(cache)}
+    def broker() -> None:
+        (getattr(runtime, "broker", None) or runtime.redis).ping()
+
+    return {"database": _timed(database), "redis": _timed(cache), "broker": _timed(broker)}

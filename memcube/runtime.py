@@ -29,12 +29,16 @@ class Runtime:
     embedder: Embedder
     sizes: ScopeSizes
     access: AccessRecorder
+    # The Celery broker when MEMCUBE_BROKER_URL names another Redis than REDIS_URL (readiness pings it).
+    broker: redis.Redis | None = None
 
     def close(self) -> None:
         """Write pending access counts and close connections."""
         self.access.stop()
         self.pool.close()
         self.redis.close()
+        if self.broker is not None:
+            self.broker.close()
 
 
 def require_urls(settings: Settings) -> tuple[str, str]:
@@ -69,10 +73,13 @@ def open_runtime(settings: Settings, *, embedder: Embedder | None = None) -> Run
         with pool.connection() as conn:
             ensure_space(conn, embedder)
         client = redis.Redis.from_url(redis_url, decode_responses=True, health_check_interval=30)
+        broker = None
+        if settings.broker_url and settings.broker_url != redis_url:
+            broker = redis.Redis.from_url(settings.broker_url, socket_timeout=2, socket_connect_timeout=2)
         access = AccessRecorder(pool, settings.access_flush_seconds)
         access.start()
     except BaseException:
         pool.close()
         raise
     return Runtime(settings=settings, pool=pool, redis=client, embedder=embedder,
-                   sizes=ScopeSizes(settings.scope_count_ttl_seconds), access=access)
+                   sizes=ScopeSizes(settings.scope_count_ttl_seconds), access=access, broker=broker)

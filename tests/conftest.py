@@ -183,3 +183,21 @@ def api(server: str, admin: Api) -> Iterator[Api]:
 @pytest.fixture()
 def agent_id() -> str:
     return f"agent-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def llm_server() -> Iterator[Any]:
+    """The local OpenAI-protocol stub (tests/llm_server.py), shared by the run; script it through `llm`."""
+    from tests.llm_server import LLMServer
+
+    stub = LLMServer().start()
+    yield stub
+    stub.stop()
+
+
+@pytest.fixture()
+def llm(llm_server: Any) -> Iterator[Any]:
+    """The stub with a fresh script and record for this test."""
+    llm_server.reset()
+    yield llm_server
+    llm_server.reset()

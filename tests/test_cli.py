@@ -46,6 +46,27 @@ def processes_using(home: Path) -> list[str]:
     return found
 
 
+def background_processes(process: subprocess.Popen) -> dict[str, list[psutil.Process]]:
+    """The worker (main and pool processes) and beat that `memcube up` runs, by command."""
+    found: dict[str, list[psutil.Process]] = {"worker": [], "beat": []}
+    for child in psutil.Process(process.pid).children(recursive=True):
+        cmdline = " ".join(child.cmdline())
+        for command in found:
+            if f"memcube.cli {command}" in cmdline:
+                found[command].append(child)
+    return found
+
+
+def wait_job(base: str, headers: dict[str, str], job_id: str) -> dict:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{base}/v1/jobs/{job_id}", headers=headers).json()
+        if job["state"] in ("succeeded", "failed"):
+            return job
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id} did not finish under `memcube up`: {job}")
+
+
 def stop(process: subprocess.Popen, sig: int) -> int:
     process.send_signal(sig)
     code = process.wait(60)
@@ -59,6 +80,7 @@ def test_up_serves_keeps_data_across_restarts_and_stops_cleanly(tmp_path):
     headers = {"Authorization": f"Bearer {token}"}
 
     process, lines = start(home, port, token)
+    background: dict[str, list[psutil.Process]] = {}
     try:
         output = "".join(lines)
         assert f"API:         {base}" in output and f"Admin token: {token}" in output
@@ -66,10 +88,21 @@ def test_up_serves_keeps_data_across_restarts_and_stops_cleanly(tmp_path):
         created = httpx.post(f"{base}/v1/memories", headers=headers,
                              json={"agent_id": "a", "content": "The spare tyre is under the boot floor"})
         assert created.status_code == 201
+        background = background_processes(process)
+        assert background["worker"] and len(background["beat"]) == 1
+        # The worker and its outbox relay run: a consolidation asked for over HTTP gets done.
+        httpx.post(f"{base}/v1/memories", headers=headers, json={"agent_id": "b", "content": "I live in Oslo."})
+        accepted = httpx.post(f"{base}/v1/agents/b/consolidate", headers=headers)
+        assert accepted.status_code == 202
+        job = wait_job(base, headers, accepted.json()["job_id"])
+        assert (job["state"], job["engine"], job["counts"]["added"]) == ("succeeded", "heuristic", 1)
     finally:
         code = stop(process, signal.SIGTERM)
     assert code == 0
     assert processes_using(home) == []
+    assert [p.pid for group in background.values() for p in group if p.is_running() and
+            p.status() != psutil.STATUS_ZOMBIE] == []
+    assert list(home.glob("beat-schedule*")), "beat keeps its schedule under MEMCUBE_HOME"
 
     process, _ = start(home, port, token)
     try:
@@ -84,9 +117,13 @@ def test_up_serves_keeps_data_across_restarts_and_stops_cleanly(tmp_path):
 
 def test_single_process_commands_explain_missing_configuration(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    result = subprocess.run([sys.executable, "-m", "memcube.cli", "api"], env=env, capture_output=True, text=True,
+    for command in ("api", "worker"):
+        result = subprocess.run([sys.executable, "-m", "memcube.cli", command], env=env, capture_output=True,
+                                text=True, timeout=120)
+        assert result.returncode == 2 and "DATABASE_URL and REDIS_URL must be set" in result.stderr
+    result = subprocess.run([sys.executable, "-m", "memcube.cli", "beat"], env=env, capture_output=True, text=True,
                             timeout=120)
-    assert result.returncode == 2 and "DATABASE_URL and REDIS_URL must be set" in result.stderr
+    assert result.returncode == 2 and "REDIS_URL (or MEMCUBE_BROKER_URL) must be set" in result.stderr
     env["MEMCUBE_PORT"] = "not-a-port"
     result = subprocess.run([sys.executable, "-m", "memcube.cli", "api"], env=env, capture_output=True, text=True,
                             timeout=120)

@@ -39,7 +39,7 @@ def app_services():
 
 def test_every_app_service_runs_a_memcube_command_with_known_settings():
     services = app_services()
-    assert {"migrate", "api"} <= set(services)
+    assert {"migrate", "api", "worker", "beat"} <= set(services)
     for name, service in services.items():
         command = service["command"]
         assert command[0] == "memcube" and command[1] in COMMANDS, name
@@ -101,3 +101,40 @@ def test_migrate_then_api_start_with_the_compose_environment(database_url, redis
     finally:
         api.terminate()
         api.wait(30)
+
+
+def wait_in_log(path: Path, process: subprocess.Popen, text: str, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in path.read_text(errors="replace"):
+            return
+        assert process.poll() is None, path.read_text(errors="replace")[-3000:]
+        time.sleep(0.5)
+    raise AssertionError(f"{text!r} never appeared:\n{path.read_text(errors='replace')[-3000:]}")
+
+
+def test_worker_and_beat_start_with_the_compose_environment_and_talk_through_the_broker(database_url, redis_url,
+                                                                                         tmp_path):
+    started = []
+    try:
+        for service in ("worker", "beat"):
+            env = run_env(service, database_url, redis_url, 0)
+            # The container's own home, and a scan every second so that beat has something to send at once.
+            env.update(MEMCUBE_HOME=str(tmp_path / service), MEMCUBE_SCAN_INTERVAL_SECONDS="1")
+            log = tmp_path / f"{service}.log"
+            with log.open("wb") as out:
+                started.append((subprocess.Popen(executable(COMPOSE["services"][service]["command"]), env=env,
+                                                 stdout=out, stderr=subprocess.STDOUT), log))
+        (worker, worker_log), (beat, beat_log) = started
+        wait_in_log(worker_log, worker, "worker process ready")
+        wait_in_log(beat_log, beat, "Sending due task scan")
+        # Beat's message reached the worker through the broker, and the worker ran it against the database.
+        wait_in_log(worker_log, worker, "Task memcube.scan[")
+        wait_in_log(worker_log, worker, "succeeded in")
+        assert list((tmp_path / "beat").glob("beat-schedule*"))
+    finally:
+        for process, _ in started:
+            process.terminate()
+        for process, _ in started:
+            process.wait(60)
+    assert [process.returncode for process, _ in started] == [0, 0]

@@ -1,0 +1,5 @@
+"""Sleep-time consolidation: episodes of a scope become facts and session summaries with their lineage.
+
+ledger.py holds the pure decisions, heuristic.py and llm_engine.py the two engines, run.py runs a job,
+trigger.py decides when one is queued.
+"""

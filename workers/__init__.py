@@ -1,0 +1,1 @@
+"""Celery app and tasks: thin wrappers that turn queue messages into calls into memcube."""

@@ -1,0 +1,101 @@
+"""The tasks: ids and primitives in, one memcube call, a small dict out. Each is idempotent through checks
+in SQL (a job's lease and its scope's mark), acknowledged late, and retried only on transient errors."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+from uuid import UUID
+
+import psycopg
+import psycopg_pool
+import redis
+from celery import shared_task
+
+from memcube.config import Settings
+from memcube.consolidation import trigger
+from memcube.consolidation.run import run_consolidation
+from memcube.errors import Conflict, NotFound, Unavailable
+from memcube.jobs import JobBusy
+from memcube.llm import LLM, build_llm
+from memcube.maintenance import page_scopes
+from memcube.runtime import Runtime, open_runtime
+
+log = logging.getLogger(__name__)
+
+# Errors that may pass: the database, Redis or the embedder was unreachable, or the scope kept changing.
+TRANSIENT = (psycopg.OperationalError, psycopg_pool.PoolTimeout, redis.ConnectionError, Unavailable, Conflict)
+MAX_RETRIES = 5
+# A job leased by a live worker is looked at again when the lease may have run out, this many times.
+MAX_BUSY_RETRIES = 100
+
+# What this worker process opened at start (worker_process_init).
+_process: dict[str, Any] = {}
+
+
+def open_process_runtime(settings: Settings) -> None:
+    """Open the pool, Redis, the embedder and the LLM client of this worker process."""
+    _process["runtime"] = open_runtime(settings)
+    _process["llm"] = build_llm(settings)
+    log.info("worker process ready: embedder %s, LLM %s", _process["runtime"].embedder.name,
+             settings.llm_model if _process["llm"] else "none (heuristics)")
+
+
+def close_process_runtime() -> None:
+    runtime = _process.pop("runtime", None)
+    if runtime is not None:
+        runtime.close()
+
+
+def _runtime() -> tuple[Runtime, LLM | None]:
+    return _process["runtime"], _process.get("llm")
+
+
+def _backoff(retries: int) -> float:
+    return min(60.0, 2.0 ** retries)
+
+
+@shared_task(name="memcube.consolidate", bind=True, acks_late=True, max_retries=MAX_BUSY_RETRIES)
+def consolidate(self: Any, job_id: str) -> dict[str, Any]:
+    """Run a consolidation job (see memcube.consolidation.run); a finished job is left as it is."""
+    runtime, llm = _runtime()
+    try:
+        return run_consolidation(runtime.pool, job_id=UUID(job_id), embedder=runtime.embedder,
+                                 settings=runtime.settings, llm=llm, owner=f"{self.request.id}:{uuid.uuid4().hex}")
+    except NotFound:
+        log.warning("job %s does not exist; nothing to do", job_id)
+        return {"job_id": job_id, "state": "missing"}
+    except JobBusy as exc:
+        raise self.retry(exc=exc, countdown=exc.retry_in)
+    except TRANSIENT as exc:
+        if self.request.retries >= MAX_RETRIES:
+            # The job stays unfinished with its lease released; the scan publishes it again later.
+            log.error("job %s: giving up for now after %d retries: %s", job_id, self.request.retries, exc)
+            raise
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries))
+
+
+@shared_task(name="memcube.scan", bind=True, acks_late=True, max_retries=MAX_RETRIES)
+def scan(self: Any, schedule: bool = False) -> dict[str, Any]:
+    """Queue consolidations of quiet sessions (or, on the schedule, of every scope with pending episodes)
+    and publish again the jobs nobody works on."""
+    runtime, _ = _runtime()
+    try:
+        with runtime.pool.connection() as conn:
+            result = trigger.scan(conn, runtime.settings, schedule=schedule)
+    except TRANSIENT as exc:
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries))
+    return {"queued": result.queued, "republished": result.republished, "purged": result.purged}
+
+
+@shared_task(name="memcube.page", bind=True, acks_late=True, max_retries=MAX_RETRIES)
+def page(self: Any, tenant: str | None = None, agent_id: str | None = None,
+         user_id: str | None = None) -> dict[str, Any]:
+    """Page one scope between the core and archival tiers, or (without arguments) every scope with a core
+    tier. Paging a scope twice changes nothing the second time."""
+    runtime, _ = _runtime()
+    try:
+        return page_scopes(runtime.pool, runtime.settings, tenant=tenant, agent_id=agent_id, user_id=user_id)
+    except TRANSIENT as exc:
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries))
