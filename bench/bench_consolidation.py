@@ -176,7 +176,7 @@ def _search(runtime: Runtime, settings: Settings, question: Question, kinds: lis
     request = SearchRequest(agent_id=question.sample_id, query=question.question, k=K, kinds=kinds)  # type: ignore
     with runtime.pool.connection() as conn:
         hits = search(conn, tenant=TENANT, request=request, embedder=runtime.embedder, settings=settings,
-                      sizes=runtime.sizes).hits
+                      stats=runtime.stats).hits
     return [{"id": h.id, "kind": h.kind, "dia_id": h.metadata.get("dia_id")} for h in hits]
 
 

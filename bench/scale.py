@@ -27,7 +27,7 @@ from bench.plans import candidate_statements, explain, explain_generic, run_stat
 from bench.timing import interleave
 from memcube.db import connect
 from memcube.models import SearchRequest
-from memcube.search import ScopeSizes, search
+from memcube.search import SearchStats, search
 
 K = 10
 
@@ -218,7 +218,7 @@ def _search_section(report: Report, stage: int, server_a: Any, server_b: Any, to
     url = settings.database_url
     raw = connect(url)
     lib = connect(url)
-    sizes = ScopeSizes(settings.scope_count_ttl_seconds)
+    stats = SearchStats(settings.scope_count_ttl_seconds)
     dim = embedder.dim
     stmts = {plan: [candidate_statements(settings, tenant=TENANT, agent_id=a, vector=embedder.cache[q], text=q,
                                          plan=plan, dim=dim, k=K) for a, q in queries] for plan in ("exact", "hnsw")}
@@ -238,7 +238,7 @@ def _search_section(report: Report, stage: int, server_a: Any, server_b: Any, to
         embedder.use_cache = True
         agent, text = queries[i]
         result = search(lib, tenant=TENANT, request=SearchRequest(agent_id=agent, query=text, k=K),
-                        embedder=embedder, settings=settings, sizes=sizes)
+                        embedder=embedder, settings=settings, stats=stats)
         lib.commit()
         return len(result.hits), result.plan
 

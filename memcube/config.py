@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     hnsw_ef_search: int = Field(default=100, ge=10, le=1000, description="HNSW ef_search for large scopes.")
     search_candidates: int = Field(default=50, ge=1, description="Candidates each retriever gives the fusion, at least.")
     rrf_k: int = Field(default=10, ge=1, description="Reciprocal rank fusion constant.")
+    text_common_fraction: float = Field(
+        default=0.02, gt=0, le=1,
+        description="Query words in more than this share of all memories are left out of full-text matching; "
+                    "1 keeps every word.")
     weight_recency: float = Field(default=0.05, ge=0, le=1, description="Weight of recency in the final score.")
     weight_importance: float = Field(default=0.05, ge=0, le=1, description="Weight of importance in the final score.")
     recency_half_life_days: float = Field(default=30.0, gt=0, description="Age at which recency counts half.")

@@ -38,7 +38,7 @@ from memcube.models import (
     SearchRequest,
 )
 from memcube.paging import apply_paging
-from memcube.search import ScopeSizes, search
+from memcube.search import SearchStats, search
 from memcube.session import load_window, open_session
 from memcube.store import core as core_store
 from memcube.store import lessons as lesson_store
@@ -178,14 +178,14 @@ def _core_rows(conn: psycopg.Connection, tenant: str, agent_id: str, user_id: st
 
 
 def _recall(conn: psycopg.Connection, tenant: str, request: ContextRequest, user_id: str | None,
-            embedder: Embedder, window: Sequence[Message], settings: Settings, sizes: ScopeSizes) -> list[Hit]:
+            embedder: Embedder, window: Sequence[Message], settings: Settings, stats: SearchStats) -> list[Hit]:
     """Return up to MEMCUBE_CONTEXT_RECALL_K archival memories for the query, none already in the window."""
     if settings.context_recall_k == 0:
         return []
     shown_ids = {m.id for m in window}
     shown_texts = {m.content.strip() for m in window}
     k = min(settings.max_k, settings.context_recall_k + len(window))
-    found = search(conn, tenant=tenant, embedder=embedder, settings=settings, sizes=sizes,
+    found = search(conn, tenant=tenant, embedder=embedder, settings=settings, stats=stats,
                    request=SearchRequest(agent_id=request.agent_id, user_id=user_id, query=request.query, k=k,
                                          tiers=["archival"], kinds=RECALL_KINDS))  # type: ignore[arg-type]
     hits = [h for h in found.hits if h.id not in shown_ids and h.content.strip()
@@ -224,7 +224,7 @@ def _pieces(core: list[dict[str, Any]], lessons: list[dict[str, Any]], hits: lis
 
 
 def assemble_context(conn: psycopg.Connection, client: redis.Redis, *, tenant: str, request: ContextRequest,
-                     embedder: Embedder, settings: Settings, sizes: ScopeSizes,
+                     embedder: Embedder, settings: Settings, stats: SearchStats,
                      access: AccessRecorder | None) -> Context:
     """Return the context for an agent (and user, and session) under a token budget.
 
@@ -249,7 +249,7 @@ def assemble_context(conn: psycopg.Connection, client: redis.Redis, *, tenant: s
                                            query_vector=to_vector(vector), k=settings.context_lessons_k) \
         if settings.context_lessons_k else []
     hits = _recall(conn, tenant, request, user_id, _KnownQuery(embedder, request.query, vector), window, settings,
-                   sizes)
+                   stats)
     candidates, titles = _pieces(core, lessons, hits, session["scratchpad"] if session else "", window)
     fitted = fit_context(candidates, budget=request.budget, working_share=settings.context_working_share,
                          title_tokens=titles)

@@ -15,7 +15,7 @@ from memcube.db import open_pool
 from memcube.embedder import Embedder, build_embedder
 from memcube.errors import ConfigError
 from memcube.migrate import pending_migrations
-from memcube.search import ScopeSizes
+from memcube.search import SearchStats
 from memcube.space import ensure_space
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ class Runtime:
     pool: psycopg_pool.ConnectionPool
     redis: redis.Redis
     embedder: Embedder
-    sizes: ScopeSizes
+    stats: SearchStats
     access: AccessRecorder
     # The Celery broker when MEMCUBE_BROKER_URL names another Redis than REDIS_URL (readiness pings it).
     broker: redis.Redis | None = None
@@ -82,4 +82,4 @@ def open_runtime(settings: Settings, *, embedder: Embedder | None = None) -> Run
         pool.close()
         raise
     return Runtime(settings=settings, pool=pool, redis=client, embedder=embedder,
-                   sizes=ScopeSizes(settings.scope_count_ttl_seconds), access=access, broker=broker)
+                   stats=SearchStats(settings.scope_count_ttl_seconds), access=access, broker=broker)

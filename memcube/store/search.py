@@ -26,8 +26,25 @@ from memcube.store.cubes import CUBE_COLUMNS
 
 Plan = Literal["exact", "hnsw"]
 
-# An OR query of the text's lexemes: plainto_tsquery ANDs them, which is far too strict for recall.
-TSQUERY = "replace(plainto_tsquery('english', %(text)s)::text, ' & ', ' | ')::tsquery"
+# An OR query of the text's lexemes (plainto_tsquery ANDs them, which is far too strict for recall),
+# without the lexemes in %(common)s: words found in a large share of all memories match thousands of
+# rows, every match must be ranked, and they say little about relevance (IDF). If every lexeme is
+# common, all of them are kept. Each lexeme is quoted for tsquery input (backslashes and quotes escaped).
+TSQUERY = (
+    "coalesce(nullif(array_to_string(ARRAY("
+    r"  SELECT '''' || replace(replace(l, E'\\', E'\\\\'), '''', '''''') || ''''"
+    "  FROM unnest(tsvector_to_array(to_tsvector('english', %(text)s))) AS l WHERE l <> ALL(%(common)s::text[])"
+    "), ' | '), ''), replace(plainto_tsquery('english', %(text)s)::text, ' & ', ' | '))::tsquery"
+)
+# Lexemes of the tsv column found in more than a given share of rows, from ANALYZE's statistics
+# (the frequency array carries three summary numbers after the per-element ones: unnest pads the
+# lexemes with NULLs there).
+SQL_COMMON_LEXEMES = (
+    "SELECT e.lexeme FROM pg_stats s, "
+    "unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs) AS e(lexeme, freq) "
+    "WHERE s.schemaname = current_schema() AND s.tablename = 'memcubes' AND s.attname = 'tsv' "
+    "AND e.lexeme IS NOT NULL AND e.freq > %s"
+)
 SQL_HNSW_SETTINGS = (
     "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
     "set_config('hnsw.ef_search', %s, true), set_config('hnsw.max_scan_tuples', %s, true)"
@@ -76,11 +93,14 @@ def _where(scope: ScopeFilter, alias: str) -> tuple[sql.Composable, dict[str, An
 
 def search_candidates(conn: psycopg.Connection, *, scope: ScopeFilter, query_vector: np.ndarray, text: str,
                       n_vector: int, n_text: int, plan: Plan, dim: int, ef_search: int = 100,
-                      max_scan_tuples: int = 100_000) -> list[dict[str, Any]]:
+                      max_scan_tuples: int = 100_000, common_lexemes: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Return the union of the top vector and top full-text candidates of a scope, each row with
-    `vector_distance` and `text_score` (None where that retriever did not find it)."""
+    `vector_distance` and `text_score` (None where that retriever did not find it).
+
+    `common_lexemes` are left out of the full-text query (see TSQUERY)."""
     where, params = _where(scope, "m")
-    params.update({"q": query_vector, "text": text, "n_vector": n_vector, "n_text": n_text})
+    params.update({"q": query_vector, "text": text, "n_vector": n_vector, "n_text": n_text,
+                   "common": list(common_lexemes)})
     if plan == "exact":
         distance = sql.SQL("m.embedding <=> %(q)s")
     else:
@@ -101,6 +121,11 @@ def search_candidates(conn: psycopg.Connection, *, scope: ScopeFilter, query_vec
     # prepare=False: a prepared statement drifts to a generic plan after a few runs, and the generic
     # plan of the hnsw query walks the btree and sorts the whole scope (bench/plan_cache.py: 54 ms -> 173 ms).
     return conn.execute(query, params, prepare=False).fetchall()
+
+
+def common_lexemes(conn: psycopg.Connection, *, min_fraction: float) -> list[str]:
+    """Return the lexemes ANALYZE found in more than `min_fraction` of all memories (empty before ANALYZE)."""
+    return [row["lexeme"] for row in conn.execute(SQL_COMMON_LEXEMES, (min_fraction,)).fetchall()]
 
 
 def count_vector_matches(conn: psycopg.Connection, *, scope: ScopeFilter, cap: int) -> int:

@@ -12,7 +12,7 @@ from memcube import context, core, cube, session, tokens, working
 from memcube.context import Candidates, Piece, fit_context, render
 from memcube.errors import InvalidInput, NotFound
 from memcube.models import ContextRequest, CoreBlockPut, MemCubeCreate, MessageAppend, MessageIn
-from memcube.search import ScopeSizes
+from memcube.search import SearchStats
 from memcube.store import cubes as cube_store
 
 TITLES = {s: tokens.count(t) for s, t in context.TITLES.items()}
@@ -129,7 +129,7 @@ def env(conn, redis_client, embedder, settings, tenant):
         def context(self, query, budget=2000, agent_id="agent", using=None, **fields):
             request = ContextRequest(agent_id=agent_id, query=query, budget=budget, **fields)
             return context.assemble_context(conn, redis_client, tenant=tenant, request=request, embedder=embedder,
-                                            settings=using or settings, sizes=ScopeSizes(0), access=None)
+                                            settings=using or settings, stats=SearchStats(0), access=None)
 
     return Env()
 

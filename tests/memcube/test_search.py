@@ -11,7 +11,7 @@ from memcube import cube
 from memcube.access import AccessRecorder
 from memcube.errors import InvalidInput
 from memcube.models import MemCubeCreate, MemCubePatch, SearchRequest
-from memcube.search import ScopeSizes, search
+from memcube.search import SearchStats, search
 from memcube.store.cubes import to_vector
 from memcube.store.search import ScopeFilter, search_candidates
 
@@ -37,10 +37,10 @@ def add(conn, embedder, settings, tenant, agent_id, contents, **fields):
     return cube.create_cubes(conn, tenant=tenant, actor="t", items=items, embedder=embedder, settings=settings)
 
 
-def run(conn, embedder, settings, tenant, query, agent_id="agent", sizes=None, **fields):
+def run(conn, embedder, settings, tenant, query, agent_id="agent", stats=None, **fields):
     request = SearchRequest(agent_id=agent_id, query=query, **fields)
     return search(conn, tenant=tenant, request=request, embedder=embedder, settings=settings,
-                  sizes=sizes or ScopeSizes(0))
+                  stats=stats or SearchStats(0))
 
 
 def test_paraphrased_query_finds_its_target_with_the_local_model(conn, embedder, settings, tenant):
@@ -116,14 +116,14 @@ def test_scoped_search_is_complete_among_many_scopes_after_many_repeats(conn, em
                                                 settings=settings), items):
             vectors[row["id"]] = (agent, np.asarray(item.embedding) / np.linalg.norm(item.embedding))
     local = settings.model_copy(update={"exact_scan_max_rows": threshold})
-    sizes = ScopeSizes(60)
+    stats = SearchStats(60)
     for repeat in range(12):
         agent = agents[repeat % len(agents)]
         query = np.asarray([rng.gauss(0, 1) for _ in range(dim)])
         query /= np.linalg.norm(query)
         expected = sorted((i for i, (a, _) in vectors.items() if a == agent),
                           key=lambda i: -float(vectors[i][1] @ query))[:10]
-        plan = "exact" if sizes.get(conn, tenant=tenant, agent_id=agent, cap=threshold + 1) <= threshold else "hnsw"
+        plan = "exact" if stats.scope_size(conn, tenant=tenant, agent_id=agent, cap=threshold + 1) <= threshold else "hnsw"
         rows = search_candidates(conn, scope=ScopeFilter(tenant=tenant, agent_id=agent), query_vector=to_vector(query),
                                  text="zzzz", n_vector=10, n_text=10, plan=plan, dim=dim, ef_search=40)
         got = [r["id"] for r in sorted(rows, key=lambda r: r["vector_distance"])]
@@ -133,7 +133,7 @@ def test_scoped_search_is_complete_among_many_scopes_after_many_repeats(conn, em
         overlap = len(set(got) & set(expected))
         assert overlap >= (10 if plan == "exact" else 8), f"repeat {repeat}: {overlap} of 10"
         result = search(conn, tenant=tenant, request=SearchRequest(agent_id=agent, query="note", k=20),
-                        embedder=embedder, settings=local, sizes=sizes)
+                        embedder=embedder, settings=local, stats=stats)
         assert len(result.hits) == 20 and all(h.agent_id == agent for h in result.hits)
 
 
@@ -144,10 +144,30 @@ def test_search_records_accesses_in_batches(runtime, embedder, settings, tenant)
     with runtime.pool.connection() as c:
         for _ in range(3):
             search(c, tenant=tenant, request=SearchRequest(agent_id="agent", query="marathon", k=2),
-                   embedder=embedder, settings=settings, sizes=ScopeSizes(0), access=recorder)
+                   embedder=embedder, settings=settings, stats=SearchStats(0), access=recorder)
     assert recorder.flush() == 2
     with runtime.pool.connection() as c:
         counts = {r["id"]: r["access_count"] for r in c.execute(
             "SELECT id, access_count FROM memcubes WHERE tenant = %s", (tenant,)).fetchall()}
     assert sorted(counts.values()) == [0, 3, 3]
     assert {r["id"] for r in rows} == set(counts)
+
+
+def test_words_common_to_all_memories_are_left_out_of_full_text_matching(conn, embedder, settings, tenant):
+    contents = [f"zebra sighting number {i} near the river" for i in range(40)] + ["a zebra and a quokka met"]
+    add(conn, embedder, settings, tenant, "agent", contents)
+    conn.execute("ANALYZE memcubes")  # inside the test's transaction: rolled back with it
+    share = 40 / conn.execute("SELECT count(*) AS n FROM memcubes").fetchone()["n"]
+    assert "zebra" in SearchStats(0).common_lexemes(conn, min_fraction=share / 2)
+    assert SearchStats(0).common_lexemes(conn, min_fraction=1.0) == []
+
+    def text_matches(text, common):
+        rows = search_candidates(conn, scope=ScopeFilter(tenant=tenant, agent_id="agent"),
+                                 query_vector=to_vector(embedder.embed([text])[0]), text=text, n_vector=1,
+                                 n_text=100, plan="exact", dim=embedder.dim, common_lexemes=common)
+        return sorted(r["content"] for r in rows if r["text_score"] is not None)
+
+    assert len(text_matches("zebra quokka", [])) == 41
+    assert text_matches("zebra quokka", ["zebra"]) == ["a zebra and a quokka met"]
+    assert len(text_matches("zebra", ["zebra"])) == 41  # every word common: all of them are kept
+    assert text_matches("O'Neil \\ zebra's quokka", ["zebra"]) == ["a zebra and a quokka met"]

@@ -13,7 +13,7 @@ from memcube.embedder import HashEmbedder
 from memcube.errors import ConfigError
 from memcube.migrate import apply_migrations
 from memcube.models import MemCubeCreate, SearchRequest
-from memcube.search import ScopeSizes, search
+from memcube.search import SearchStats, search
 from memcube.space import ensure_space, reembed
 
 
@@ -66,6 +66,6 @@ def test_space_is_recorded_then_checked_then_moved_by_reembed(scratch):
         dims = c.execute("SELECT DISTINCT vector_dims(embedding) AS d FROM memcubes WHERE embedding IS NOT NULL")
         assert [r["d"] for r in dims.fetchall()] == [32]
         hits = search(c, tenant="t", request=SearchRequest(agent_id="a", query="note number 3", k=3), embedder=new,
-                      settings=settings, sizes=ScopeSizes(0)).hits
+                      settings=settings, stats=SearchStats(0)).hits
         assert hits[0].content == "note number 3"
     assert reembed(scratch, new) == 0  # nothing left to do: resumable and idempotent

@@ -16,4 +16,4 @@ router = APIRouter(prefix="/v1", tags=["context"])
 @router.post("/context", response_model=Context)
 def assemble_context(body: ContextRequest, conn: Conn, rt: RuntimeDep, who: Reader) -> Any:
     return context.assemble_context(conn, rt.redis, tenant=who.tenant, request=body, embedder=rt.embedder,
-                                    settings=rt.settings, sizes=rt.sizes, access=rt.access)
+                                    settings=rt.settings, stats=rt.stats, access=rt.access)

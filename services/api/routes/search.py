@@ -22,5 +22,5 @@ class SearchResponse(BaseModel):
 @router.post("/search", response_model=SearchResponse, response_model_exclude_none=False)
 def search(body: SearchRequest, conn: Conn, rt: RuntimeDep, who: Reader) -> Any:
     result = search_service.search(conn, tenant=who.tenant, request=body, embedder=rt.embedder,
-                                   settings=rt.settings, sizes=rt.sizes, access=rt.access)
+                                   settings=rt.settings, stats=rt.stats, access=rt.access)
     return {"hits": result.hits, "plan": result.plan}

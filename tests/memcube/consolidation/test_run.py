@@ -85,7 +85,7 @@ def test_a_move_supersedes_the_old_city_with_lineage_and_as_of_finds_it(runtime,
         def city(as_of):
             request = SearchRequest(agent_id="a", query="where does the user live?", kinds=["semantic"], as_of=as_of)
             return [h.content for h in search(c, tenant=tenant, request=request, embedder=runtime.embedder,
-                                              settings=heuristic, sizes=runtime.sizes).hits]
+                                              settings=heuristic, stats=runtime.stats).hits]
 
         assert city(datetime(2024, 3, 1, tzinfo=timezone.utc)) == ["The user lives in Lisbon"]
         assert city(datetime.now(timezone.utc)) == ["The user lives in Porto"]
