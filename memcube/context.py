@@ -187,7 +187,8 @@ def _recall(conn: psycopg.Connection, tenant: str, request: ContextRequest, user
     k = min(settings.max_k, settings.context_recall_k + len(window))
     found = search(conn, tenant=tenant, embedder=embedder, settings=settings, stats=stats,
                    request=SearchRequest(agent_id=request.agent_id, user_id=user_id, query=request.query, k=k,
-                                         tiers=["archival"], kinds=RECALL_KINDS))  # type: ignore[arg-type]
+                                         tiers=["archival"], kinds=RECALL_KINDS,  # type: ignore[arg-type]
+                                         include_shared=True))
     hits = [h for h in found.hits if h.id not in shown_ids and h.content.strip()
             and h.content.strip() not in shown_texts]
     return hits[:settings.context_recall_k]

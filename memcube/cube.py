@@ -117,6 +117,18 @@ def _lock_for_change(conn: psycopg.Connection, tenant: str, cube_id: UUID, if_ma
     return current
 
 
+def _refuse_block_change(current: dict[str, Any], what: set[str]) -> None:
+    """Raise Conflict when `what` would change a labelled core block outside its own route, which checks
+    the block size and the core budget and keeps blocks pinned in core."""
+    if what and current.get("label") is not None:
+        user = f"?user_id={current['user_id']}" if current["user_id"] else ""
+        raise Conflict(
+            f"memory {current['id']} is the core block {current['label']!r} of agent {current['agent_id']!r}: "
+            f"its {', '.join(sorted(what))} changes only through PUT /v1/agents/{current['agent_id']}/core/"
+            f"{current['label']}{user}, which checks its size and the core budget",
+            details={"label": current["label"], "refused": sorted(what)})
+
+
 def patch_cube(conn: psycopg.Connection, *, tenant: str, actor: str, cube_id: UUID, patch: MemCubePatch,
                embedder: Embedder, settings: Settings, if_match: int | None = None,
                source: str = "api") -> dict[str, Any]:
@@ -134,6 +146,7 @@ def patch_cube(conn: psycopg.Connection, *, tenant: str, actor: str, cube_id: UU
     current = _lock_for_change(conn, tenant, cube_id, if_match)
     if current["status"] == "forgotten":
         raise Conflict(f"memory {cube_id} is forgotten and cannot change")
+    _refuse_block_change(current, set(changes) & {"content", "kind", "tier"})
     merged = {**current, **changes}
     if merged["valid_from"] and merged["valid_to"] and merged["valid_to"] < merged["valid_from"]:
         raise InvalidInput("valid_to must not be before valid_from")
@@ -175,6 +188,8 @@ def fuse_cubes(conn: psycopg.Connection, *, tenant: str, actor: str, request: Fu
     if len(ids) < 2:
         raise InvalidInput("fuse needs at least two different ids")
     sources = store.lock_cubes(conn, tenant=tenant, cube_ids=ids)
+    for row in sources:
+        _refuse_block_change(row, {"fuse"})
     inactive = [str(s["id"]) for s in sources if s["status"] != "active"]
     if inactive:
         raise Conflict(f"only active memories can be fused; not active: {', '.join(inactive)}",

@@ -83,6 +83,7 @@ def search(conn: psycopg.Connection, *, tenant: str, request: SearchRequest, emb
     scope = ScopeFilter(
         tenant=tenant, agent_id=request.agent_id, user_id=request.user_id, session_id=request.session_id,
         kinds=request.kinds, tiers=request.tiers, tags=request.tags, as_of=request.as_of,
+        include_shared=request.include_shared,
         statuses=request.statuses or (("active", "superseded") if request.as_of else ("active",)),
     )
     vector = to_vector(embedder.embed([request.query])[0])

@@ -67,13 +67,13 @@ def consolidate(self: Any, job_id: str) -> dict[str, Any]:
         log.warning("job %s does not exist; nothing to do", job_id)
         return {"job_id": job_id, "state": "missing"}
     except JobBusy as exc:
-        raise self.retry(exc=exc, countdown=exc.retry_in)
+        raise self.retry(exc=exc, countdown=exc.retry_in) from exc
     except TRANSIENT as exc:
         if self.request.retries >= MAX_RETRIES:
             # The job stays unfinished with its lease released; the scan publishes it again later.
             log.error("job %s: giving up for now after %d retries: %s", job_id, self.request.retries, exc)
             raise
-        raise self.retry(exc=exc, countdown=_backoff(self.request.retries))
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
 
 
 @shared_task(name="memcube.scan", bind=True, acks_late=True, max_retries=MAX_RETRIES)
@@ -85,7 +85,7 @@ def scan(self: Any, schedule: bool = False) -> dict[str, Any]:
         with runtime.pool.connection() as conn:
             result = trigger.scan(conn, runtime.settings, schedule=schedule)
     except TRANSIENT as exc:
-        raise self.retry(exc=exc, countdown=_backoff(self.request.retries))
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
     return {"queued": result.queued, "republished": result.republished, "purged": result.purged}
 
 
@@ -98,4 +98,4 @@ def page(self: Any, tenant: str | None = None, agent_id: str | None = None,
     try:
         return page_scopes(runtime.pool, runtime.settings, tenant=tenant, agent_id=agent_id, user_id=user_id)
     except TRANSIENT as exc:
-        raise self.retry(exc=exc, countdown=_backoff(self.request.retries))
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc

@@ -64,6 +64,8 @@ class ScopeFilter:
     tags: Sequence[str] | None = None
     statuses: Sequence[str] = ("active",)
     as_of: datetime | None = None
+    # With a user_id: also the agent's memories that belong to no user.
+    include_shared: bool = False
 
 
 def _where(scope: ScopeFilter, alias: str) -> tuple[sql.Composable, dict[str, Any]]:
@@ -73,7 +75,10 @@ def _where(scope: ScopeFilter, alias: str) -> tuple[sql.Composable, dict[str, An
     for name in ("user_id", "session_id"):
         value = getattr(scope, name)
         if value is not None:
-            parts.append(sql.SQL("{} = {}").format(col(name), sql.Placeholder(name)))
+            if name == "user_id" and scope.include_shared:
+                parts.append(sql.SQL("({} = %(user_id)s OR {} IS NULL)").format(col(name), col(name)))
+            else:
+                parts.append(sql.SQL("{} = {}").format(col(name), sql.Placeholder(name)))
             params[name] = value
     for name, column in (("kinds", "kind"), ("tiers", "tier"), ("statuses", "status")):
         values = getattr(scope, name)

@@ -177,6 +177,7 @@ def test_two_users_of_one_agent_never_see_each_other(env):
     env.block("persona", "You are a helpful assistant.")
     env.say("ana-chat", ["I booked the Lisbon flat for July.", "My passport number is AN-1234."], user_id="ana")
     env.say("bo-chat", ["I booked the Oslo cabin for July.", "My passport number is BO-9876."], user_id="bo")
+    env.add("agent", ["Passport renewals take six weeks at the consulate."])  # the agent's, no user's
     for user, other in (("ana", "bo"), ("bo", "ana")):
         # The query names the other user's secrets; nothing of theirs may come back.
         query = "passport number Oslo cabin Lisbon flat cameras peanuts"
@@ -185,6 +186,7 @@ def test_two_users_of_one_agent_never_see_each_other(env):
             assert ctx.user_id == user
             assert other.upper() not in ctx.text and other.capitalize() not in ctx.text, ctx.text
             assert user.upper() in ctx.text or user.capitalize() in ctx.text
+            assert "Passport renewals take six weeks" in ctx.sections["recalled"].text
         assert "You are a helpful assistant." in env.context(query, user_id=user).sections["core"].text
     with pytest.raises(NotFound):
         env.context("passport", user_id="bo", session_id="ana-chat")

@@ -63,14 +63,16 @@ def test_filters_scope_kind_tags_and_status(conn, embedder, settings, tenant):
     add(conn, embedder, settings, tenant, "agent", ["tea with Ann"], user_id="u1", tags=["drink", "ann"])
     add(conn, embedder, settings, tenant, "agent", ["tea with Bob"], user_id="u2", kind="semantic", tags=["drink"])
     add(conn, embedder, settings, tenant, "other-agent", ["tea with Cy"])
+    add(conn, embedder, settings, tenant, "agent", ["tea for everyone"])
     [gone] = add(conn, embedder, settings, tenant, "agent", ["tea with Dee"])
     cube.forget_cube(conn, tenant=tenant, actor="t", cube_id=gone["id"])
 
     def contents(**f):
         return sorted(h.content for h in run(conn, embedder, settings, tenant, "tea", k=10, **f).hits)
 
-    assert contents() == ["tea with Ann", "tea with Bob"]
+    assert contents() == ["tea for everyone", "tea with Ann", "tea with Bob"]
     assert contents(user_id="u1") == ["tea with Ann"]
+    assert contents(user_id="u1", include_shared=True) == ["tea for everyone", "tea with Ann"]
     assert contents(kinds=["semantic"]) == ["tea with Bob"]
     assert contents(tags=["drink", "ann"]) == ["tea with Ann"]
     assert contents(statuses=["forgotten"]) == ["tea with Dee"]

@@ -95,3 +95,18 @@ def test_concurrent_first_writes_make_one_block(api, agent_id):
     assert sorted(statuses) == [200] * 5 + [201]
     blocks = api.get(f"/v1/agents/{agent_id}/core").json()["blocks"]
     assert len(blocks) == 1 and blocks[0]["version"] == 6
+
+
+def test_a_block_changes_content_tier_and_kind_only_through_its_own_route(api, agent_id, settings):
+    block = put(api, agent_id, "persona", "You are Kit.").json()["block"]
+    other = api.post("/v1/memories", json={"agent_id": agent_id, "content": "a plain memory"}).json()
+    too_big = "word " * (settings.core_block_max_tokens + 10)
+    for change in ({"content": too_big}, {"tier": "archival"}, {"kind": "semantic"}):
+        response = api.patch(f"/v1/memories/{block['id']}", json=change)
+        assert response.status_code == 409, change
+        assert f"PUT /v1/agents/{agent_id}/core/persona" in response.json()["error"]["message"]
+    response = api.post("/v1/memories/fuse", json={"ids": [block["id"], other["id"]]})
+    assert response.status_code == 409
+    assert api.get(f"/v1/memories/{block['id']}").json()["version"] == 1  # none of the above changed it
+    patched = api.patch(f"/v1/memories/{block['id']}", json={"metadata": {"owner": "ops"}, "importance": 0.9})
+    assert patched.status_code == 200 and patched.json()["version"] == 2
