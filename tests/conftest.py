@@ -3,6 +3,7 @@ a fresh database per run with the migrations applied, and the real HTTP app serv
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -57,19 +58,33 @@ def stack_urls() -> Iterator[tuple[str, str]]:
         stack.stop()
 
 
+@contextlib.contextmanager
+def fresh_database(admin_url: str, prefix: str) -> Iterator[str]:
+    """Create an empty database, yield its URL, drop it afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield _with_database(admin_url, name)
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
 @pytest.fixture(scope="session")
 def database_url(stack_urls: tuple[str, str]) -> Iterator[str]:
     """A new database for this run, migrated; dropped at the end."""
-    admin_url = stack_urls[0]
-    name = f"memcube_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = _with_database(admin_url, name)
-    with connect(url, autocommit=True) as conn:
-        apply_migrations(conn)
-    yield url
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with fresh_database(stack_urls[0], "memcube_test") as url:
+        with connect(url, autocommit=True) as conn:
+            apply_migrations(conn)
+        yield url
+
+
+@pytest.fixture()
+def scratch_url(stack_urls: tuple[str, str]) -> Iterator[str]:
+    """An empty database of the test's own (no migrations applied)."""
+    with fresh_database(stack_urls[0], "memcube_scratch") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -1,29 +1,14 @@
 """The migration runner: applies in order, re-runs as a no-op, refuses edited files, is safe in parallel."""
 
 import threading
-import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from memcube.db import connect
 from memcube.errors import MigrationError
 from memcube.migrate import apply_migrations, pending_migrations
-
-
-@pytest.fixture()
-def scratch_url(stack_urls):
-    admin_url = stack_urls[0]
-    name = f"memcube_mig_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    info = psycopg.conninfo.conninfo_to_dict(admin_url)
-    info["dbname"] = name
-    yield psycopg.conninfo.make_conninfo(**info)
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def write(folder: Path, name: str, text: str) -> None:

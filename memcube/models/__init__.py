@@ -27,6 +27,7 @@ from memcube.models.cube import (  # noqa: F401
     Artifact,
     MemCubeCreate,
     MemCubePatch,
+    CubeState,
     MemCube,
     Version,
     Link,

@@ -165,16 +165,18 @@ class MemCubePatch(Strict):
         return {k: getattr(self, k) for k in self.model_fields_set if k != "reason"}
 
 
-class MemCube(BaseModel):
-    """A cube as stored now (or as of a version)."""
+class CubeState(BaseModel):
+    """What every version of a cube records (the current row and each history row alike)."""
 
     id: UUID
+    version: int
     tenant: str
     agent_id: str
     user_id: str | None = None
     session_id: str | None = None
     kind: Kind
     tier: Tier
+    label: str | None = None
     content: str
     data: Any = None
     tags: list[str] = Field(default_factory=list)
@@ -185,43 +187,24 @@ class MemCube(BaseModel):
     valid_to: datetime | None = None
     importance: float
     confidence: float
+    status: Status
+    superseded_by: UUID | None = None
+    provenance: Provenance
+
+
+class MemCube(CubeState):
+    """A cube as stored now, with what is not versioned: its access statistics and record times."""
+
     access_count: int = 0
     last_accessed_at: datetime | None = None
-    status: Status
-    superseded_by: UUID | None = None
-    version: int
-    provenance: Provenance
     created_at: datetime | None = None
     updated_at: datetime | None = None
-    label: str | None = None
 
 
-class Version(BaseModel):
+class Version(CubeState):
     """One immutable row of a cube's history."""
 
-    id: UUID
-    version: int
-    tenant: str
-    agent_id: str
-    user_id: str | None = None
-    session_id: str | None = None
-    kind: Kind
-    tier: Tier
-    content: str
-    data: Any = None
-    tags: list[str] = Field(default_factory=list)
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    artifact: Artifact | None = None
-    occurred_at: datetime | None = None
-    valid_from: datetime | None = None
-    valid_to: datetime | None = None
-    importance: float
-    confidence: float
-    status: Status
-    superseded_by: UUID | None = None
-    provenance: Provenance
     recorded_at: datetime
-    label: str | None = None
 
 
 class Link(BaseModel):

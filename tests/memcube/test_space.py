@@ -1,10 +1,7 @@
 """The embedding space: recorded on first start, a mismatch stops start-up clearly, `reembed` moves to a new one."""
 
-import uuid
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from memcube import cube
 from memcube.config import Settings
@@ -18,21 +15,12 @@ from memcube.space import ensure_space, reembed
 
 
 @pytest.fixture()
-def scratch(stack_urls):
-    admin_url = stack_urls[0]
-    name = f"memcube_space_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin_url, autocommit=True) as c:
-        c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    info = psycopg.conninfo.conninfo_to_dict(admin_url)
-    info["dbname"] = name
-    url = psycopg.conninfo.make_conninfo(**info)
-    with connect(url, autocommit=True) as c:
+def scratch(scratch_url):
+    with connect(scratch_url, autocommit=True) as c:
         apply_migrations(c)
-    pool = open_pool(Settings(db_pool_min=1, db_pool_max=2), url)
+    pool = open_pool(Settings(db_pool_min=1, db_pool_max=2), scratch_url)
     yield pool
     pool.close()
-    with psycopg.connect(admin_url, autocommit=True) as c:
-        c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def index_definition(conn):
