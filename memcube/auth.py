@@ -30,10 +30,16 @@ def hash_token(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-def authenticate(conn: psycopg.Connection, token: str | None, *, admin_token: str | None) -> Principal:
-    """Return who the token belongs to; raises Unauthorized for a missing, unknown or revoked token."""
+def require_token(token: str | None) -> str:
+    """Return the token; raises Unauthorized when there is none."""
     if not token:
         raise Unauthorized("missing credentials: send `Authorization: Bearer <token>`")
+    return token
+
+
+def authenticate(conn: psycopg.Connection, token: str | None, *, admin_token: str | None) -> Principal:
+    """Return who the token belongs to; raises Unauthorized for a missing, unknown or revoked token."""
+    token = require_token(token)
     if admin_token and hmac.compare_digest(token.encode(), admin_token.encode()):
         return Principal(key_id=None, tenant=BOOTSTRAP_TENANT, scopes=ALL_SCOPES, superuser=True)
     row = key_store.find_key_by_hash(conn, hash_token(token))

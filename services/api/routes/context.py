@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import APIRouter
+import psycopg
+from fastapi import APIRouter, Request, Response
 
 from memcube import context
-from memcube.models import Context, ContextRequest
-from services.api.deps import Conn, Reader, RuntimeDep
+from memcube.models import Context, ContextRequest, Principal
+from services.api.deps import RuntimeDep, Token, run_authorized
 
 router = APIRouter(prefix="/v1", tags=["context"])
 
 
 @router.post("/context", response_model=Context)
-def assemble_context(body: ContextRequest, conn: Conn, rt: RuntimeDep, who: Reader) -> Any:
-    return context.assemble_context(conn, rt.redis, tenant=who.tenant, request=body, embedder=rt.embedder,
-                                    settings=rt.settings, stats=rt.stats, access=rt.access)
+async def assemble_context(body: ContextRequest, request: Request, rt: RuntimeDep, token: Token) -> Response:
+    def work(conn: psycopg.Connection, who: Principal) -> Context:
+        return context.assemble_context(conn, rt.redis, tenant=who.tenant, request=body, embedder=rt.embedder,
+                                        settings=rt.settings, stats=rt.stats, access=rt.access)
+
+    return await run_authorized(request, token, "read", work)

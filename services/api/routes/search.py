@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import APIRouter
+import psycopg
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
 from memcube import search as search_service
-from memcube.models import Hit, SearchRequest
-from services.api.deps import Conn, Reader, RuntimeDep
+from memcube.models import Hit, Principal, SearchRequest
+from services.api.deps import RuntimeDep, Token, run_authorized
 
 router = APIRouter(prefix="/v1", tags=["search"])
 
@@ -19,8 +18,11 @@ class SearchResponse(BaseModel):
     plan: str
 
 
-@router.post("/search", response_model=SearchResponse, response_model_exclude_none=False)
-def search(body: SearchRequest, conn: Conn, rt: RuntimeDep, who: Reader) -> Any:
-    result = search_service.search(conn, tenant=who.tenant, request=body, embedder=rt.embedder,
-                                   settings=rt.settings, stats=rt.stats, access=rt.access)
-    return {"hits": result.hits, "plan": result.plan}
+@router.post("/search", response_model=SearchResponse)
+async def search(body: SearchRequest, request: Request, rt: RuntimeDep, token: Token) -> Response:
+    def work(conn: psycopg.Connection, who: Principal) -> SearchResponse:
+        result = search_service.search(conn, tenant=who.tenant, request=body, embedder=rt.embedder,
+                                       settings=rt.settings, stats=rt.stats, access=rt.access)
+        return SearchResponse(hits=result.hits, plan=result.plan)
+
+    return await run_authorized(request, token, "read", work)
