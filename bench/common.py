@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import signal
 import socket
 import sys
 import subprocess
@@ -26,6 +27,7 @@ from memcube.db import connect
 from memcube.embedded import Stack, start_stack
 from memcube.embedder import Embedder, build_embedder
 from memcube.migrate import apply_migrations
+from memcube.supervisor import spawn
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
@@ -109,6 +111,10 @@ def ratio(a: float, b: float) -> float:
 # --- the stack and databases ---------------------------------------------------------------------------------
 
 
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
 def with_database(url: str, name: str) -> str:
     info = psycopg.conninfo.conninfo_to_dict(url)
     info["dbname"] = name
@@ -126,6 +132,8 @@ class Bench:
 
     @classmethod
     def start(cls, home: Path = DEFAULT_HOME, keep: bool = False) -> "Bench":
+        # SIGTERM (a killed run) unwinds like Ctrl-C, so `close` stops the servers and the stack.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
         # Our own home: never the test suite's .memcube-test, never ~/.memcube.
         return cls(start_stack(Settings(database_url=None, redis_url=None), home=home), keep=keep)
 
@@ -185,8 +193,7 @@ class Server:
         command = [sys.executable, "-m", "bench.server"]
         if query_vectors is not None:
             command += ["--query-vectors", str(query_vectors)]
-        process = subprocess.Popen(command, env=env, cwd=BENCH_DIR.parent, stdin=subprocess.DEVNULL,
-                                   start_new_session=True)
+        process = spawn(command, env, cwd=BENCH_DIR.parent)
         server = cls(f"http://127.0.0.1:{port}", settings, process)
         deadline = time.monotonic() + 180
         while True:

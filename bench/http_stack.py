@@ -16,7 +16,7 @@ uvloop + httptools, each in a process of its own on 127.0.0.1; one keep-alive cl
 from __future__ import annotations
 
 import argparse
-import subprocess
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -29,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bench.common import Report, _free_port, machine_state, percentiles, ratio
 from bench.timing import interleave
+from memcube.supervisor import spawn
 
 STACKS = {"asyncio + h11": ("asyncio", "h11"), "uvloop + httptools": ("uvloop", "httptools")}
 
@@ -100,7 +101,7 @@ def main() -> None:
         for name, (loop, http) in STACKS.items():
             port = _free_port()
             code = f"from bench.http_stack import serve; serve({port}, {loop!r}, {http!r})"
-            procs.append(subprocess.Popen([sys.executable, "-c", code]))
+            procs.append(spawn([sys.executable, "-c", code], os.environ))
             clients[name] = httpx.Client(base_url=f"http://127.0.0.1:{port}")
             _wait(clients[name])
         variants = {}

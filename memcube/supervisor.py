@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -25,10 +26,11 @@ def _die_with_parent() -> None:
         pass
 
 
-def spawn(argv: list[str], env: Mapping[str, str], *, own_session: bool = True) -> subprocess.Popen:
+def spawn(argv: list[str], env: Mapping[str, str], *, own_session: bool = True,
+          cwd: str | os.PathLike[str] | None = None) -> subprocess.Popen:
     """Start a child that dies with this process."""
     return subprocess.Popen(argv, env=dict(env), stdin=subprocess.DEVNULL, start_new_session=own_session,
-                            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+                            cwd=cwd, preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
 
 
 def terminate(process: subprocess.Popen, *, timeout: float = 15.0) -> int | None:
