@@ -31,7 +31,8 @@ from bench.common import Report, _free_port, machine_state, percentiles, ratio
 from bench.timing import interleave
 from memcube.supervisor import spawn
 
-STACKS = {"asyncio + h11": ("asyncio", "h11"), "uvloop + httptools": ("uvloop", "httptools")}
+STACKS = {"asyncio + h11": ("asyncio", "h11"), "uvloop + h11": ("uvloop", "h11"),
+          "uvloop + httptools": ("uvloop", "httptools")}
 
 
 class Hit(BaseModel):
