@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,8 @@ import psycopg
 from psycopg import sql
 
 from memcube.config import Settings
-from memcube.store.search import ScopeFilter, search_candidates
+from memcube.db import connect
+from memcube.store.search import ScopeFilter, common_lexemes, search_candidates
 
 NO_MATCH_TEXT = "zzqxjvkw"  # a lexeme no text holds: the full-text half finds nothing, the vector half runs alone
 
@@ -29,15 +31,23 @@ class _Capture:
         return []
 
 
+def service_common_lexemes(url: str, settings: Settings) -> list[str]:
+    """The lexemes the service leaves out of the full-text half on this database now (read from ANALYZE's
+    statistics, as memcube.search.SearchStats does): pass them to `candidate_statements`."""
+    with connect(url) as conn:
+        return common_lexemes(conn, min_fraction=settings.text_common_fraction)
+
+
 def candidate_statements(settings: Settings, *, tenant: str, agent_id: str, vector: np.ndarray, text: str,
-                         plan: str, dim: int, k: int = 10) -> list[tuple[Any, Any]]:
+                         plan: str, dim: int, common: Sequence[str], k: int = 10) -> list[tuple[Any, Any]]:
     """The statements memcube.store.search.search_candidates sends for one search, with the service's
-    candidate count (max(MEMCUBE_SEARCH_CANDIDATES, 2k)) and ef_search (max(MEMCUBE_HNSW_EF_SEARCH, n))."""
+    candidate count (max(MEMCUBE_SEARCH_CANDIDATES, 2k)), ef_search (max(MEMCUBE_HNSW_EF_SEARCH, n)) and
+    common lexemes (`service_common_lexemes`)."""
     n = max(settings.search_candidates, 2 * k)
     capture = _Capture()
     search_candidates(capture, scope=ScopeFilter(tenant=tenant, agent_id=agent_id), query_vector=vector,  # type: ignore[arg-type]
                       text=text, n_vector=n, n_text=n, plan=plan, dim=dim,  # type: ignore[arg-type]
-                      ef_search=max(settings.hnsw_ef_search, n))
+                      ef_search=max(settings.hnsw_ef_search, n), common_lexemes=common)
     return capture.calls
 
 

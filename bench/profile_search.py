@@ -23,11 +23,11 @@ import numpy as np
 from bench.common import DEFAULT_HOME, Bench, Report, load_embedder, machine_state, percentiles
 from bench.corpus import build_corpus, query_texts
 from bench.ingest import TENANT, ingest_api
-from bench.plans import candidate_statements, run_statements
+from bench.plans import candidate_statements, run_statements, service_common_lexemes
 from bench.timing import interleave
 from memcube.db import connect
 from memcube.models import SearchRequest
-from memcube.search import ScopeSizes, search
+from memcube.search import SearchStats, search
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.profile_search")
@@ -64,9 +64,10 @@ def _run(report: Report, bench: Bench, args: argparse.Namespace, spy: str) -> No
     ingest_api(server, token, texts, agent_of, embedder, vectors=vectors, label="load (client vectors)")
     queries = [(agent_of(i), questions[i % len(questions)]) for i in range(args.queries)]
     raw, lib = connect(url), connect(url)
-    sizes = ScopeSizes(server.settings.scope_count_ttl_seconds)
+    stats = SearchStats(server.settings.scope_count_ttl_seconds)
+    common = service_common_lexemes(url, server.settings)
     stmts = [candidate_statements(server.settings, tenant=TENANT, agent_id=a, vector=embedder.cache[q], text=q,
-                                  plan="exact", dim=embedder.dim) for a, q in queries]
+                                  plan="exact", dim=embedder.dim, common=common) for a, q in queries]
     http = server.client(token)
     embedder.use_cache = True
 
@@ -76,7 +77,7 @@ def _run(report: Report, bench: Bench, args: argparse.Namespace, spy: str) -> No
 
     def library(i: int) -> None:
         search(lib, tenant=TENANT, request=SearchRequest(agent_id=queries[i][0], query=queries[i][1], k=10),
-               embedder=embedder, settings=server.settings, sizes=sizes)
+               embedder=embedder, settings=server.settings, stats=stats)
         lib.commit()
 
     times, _ = interleave({"raw SQL exact": lambda i: run_statements(raw, stmts[i]),
