@@ -19,6 +19,30 @@ def test_no_token_bad_token_and_revoked_token_are_401(server, admin):
     assert client.get("/v1/memories").status_code == 401
 
 
+def test_search_and_context_check_the_token_like_every_route(server, admin):
+    # These two routes authenticate in their own thread hop (services.api.deps.run_authorized).
+    import httpx
+
+    client = new_tenant_api(server, admin)
+    client.post("/v1/memories", json={"agent_id": "a", "content": "tulips in the garden"})
+    good = {"/v1/search": {"agent_id": "a", "query": "tulips"},
+            "/v1/context": {"agent_id": "a", "query": "tulips", "budget": 500}}
+    for path, body in good.items():
+        assert client.post(path, json=body).status_code == 200
+        missing = httpx.post(f"{server}{path}", json=body)
+        assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
+        bad = httpx.post(f"{server}{path}", json=body, headers={"Authorization": "Bearer nope"})
+        assert bad.status_code == 401 and bad.json()["error"]["code"] == "unauthorized"
+        # No token is refused before the body is read; a present token is looked up after it is validated.
+        assert httpx.post(f"{server}{path}", json={"k": "x"}).status_code == 401
+        assert httpx.post(f"{server}{path}", json={"k": "x"},
+                          headers={"Authorization": "Bearer nope"}).status_code == 422
+    key_id = next(k["id"] for k in admin.get("/v1/admin/keys", params={"tenant": client.tenant}).json()["items"])
+    admin.delete(f"/v1/admin/keys/{key_id}")
+    for path, body in good.items():
+        assert client.post(path, json=body).status_code == 401
+
+
 def test_scopes_are_enforced(server, admin):
     reader = new_tenant_api(server, admin, scopes=("read",))
     response = reader.post("/v1/memories", json={"agent_id": "a", "content": "x"})
