@@ -6,9 +6,9 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field
 
-from memcube.models.cube import Kind, Tier, check_text, Text, Ident, JsonObject, Timestamp, Strict, MemCube
+from memcube.models.cube import Kind, Tier, check_text, Filled, Ident, JsonObject, Query, Text, Timestamp, Strict, MemCube
 
 
 Role = Literal["system", "user", "assistant", "tool"]
@@ -21,16 +21,9 @@ class MessageIn(Strict):
     """One message of `POST /v1/sessions/{session_id}/messages`."""
 
     role: Role
-    content: Text
+    content: Filled
     name: Ident | None = None
     created_at: Timestamp | None = None
-
-    @field_validator("content")
-    @classmethod
-    def _content_present(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("content must not be empty")
-        return value
 
 
 class MessageAppend(Strict):
@@ -92,16 +85,9 @@ class Scratchpad(BaseModel):
 class CoreBlockPut(Strict):
     """The body of `PUT /v1/agents/{agent_id}/core/{label}`."""
 
-    content: Text
+    content: Filled
     metadata: JsonObject | None = None
     reason: Reason | None = None
-
-    @field_validator("content")
-    @classmethod
-    def _content_present(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("content must not be empty")
-        return value
 
 
 class CoreItem(BaseModel):
@@ -150,15 +136,8 @@ class ContextRequest(Strict):
     agent_id: Ident
     user_id: Ident | None = None
     session_id: Ident | None = None
-    query: Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(check_text)]
+    query: Query
     budget: int = Field(ge=1, le=1_000_000)
-
-    @field_validator("query")
-    @classmethod
-    def _query_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("query must not be empty")
-        return value
 
 
 class ContextItem(BaseModel):

@@ -57,7 +57,17 @@ def as_utc(value: datetime | None) -> datetime | None:
     return value
 
 
+def check_filled(value: str) -> str:
+    """Refuse text that is empty or only whitespace."""
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
 Text = Annotated[str, AfterValidator(check_text)]
+# Text that must say something: not empty, not only whitespace.
+Filled = Annotated[str, AfterValidator(check_text), AfterValidator(check_filled)]
+Query = Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(check_text), AfterValidator(check_filled)]
 Ident = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(check_text)]
 Tag = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(check_text)]
 Json = Annotated[Any, AfterValidator(check_json)]
@@ -138,7 +148,7 @@ class MemCubeCreate(Strict):
 class MemCubePatch(Strict):
     """The body of `PATCH /v1/memories/{id}`: only the fields given change."""
 
-    content: Text | None = None
+    content: Filled | None = None
     data: Json = None
     tags: list[Tag] | None = None
     metadata: JsonObject | None = None
@@ -152,13 +162,6 @@ class MemCubePatch(Strict):
     importance: Unit | None = None
     confidence: Unit | None = None
     reason: Annotated[str, Field(max_length=1000), AfterValidator(check_text)] | None = None
-
-    @field_validator("content")
-    @classmethod
-    def _not_blank(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip():
-            raise ValueError("content must not be empty")
-        return value
 
     def changes(self) -> dict[str, Any]:
         """Return the fields the client set, except the reason."""
@@ -241,7 +244,7 @@ class SearchRequest(Strict):
     agent_id: Ident
     user_id: Ident | None = None
     session_id: Ident | None = None
-    query: Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(check_text)]
+    query: Query
     k: int = Field(default=10, ge=1)
     kinds: list[Kind] | None = None
     tiers: list[Tier] | None = None
@@ -250,13 +253,6 @@ class SearchRequest(Strict):
     as_of: Timestamp | None = None
     include_shared: bool = False
     explain: bool = False
-
-    @field_validator("query")
-    @classmethod
-    def _query_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("query must not be empty")
-        return value
 
 
 class Explain(BaseModel):
