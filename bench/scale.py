@@ -261,24 +261,24 @@ def _search_section(report: Report, stage: int, server_a: Any, server_b: Any, to
     }
     times, outs = interleave(variants, len(queries), label="search")
     embedder.use_cache = False
-    stats = {name: percentiles(t) for name, t in times.items()}
-    base = {"exact": stats["raw SQL exact"]["p50"], "hnsw": stats["raw SQL hnsw"]["p50"]}
+    latency = {name: percentiles(t) for name, t in times.items()}
+    base = {"exact": latency["raw SQL exact"]["p50"], "hnsw": latency["raw SQL hnsw"]["p50"]}
     rows = []
-    for name, s in stats.items():
+    for name, s in latency.items():
         plan = "hnsw" if "hnsw" in name else "exact"
         versus = ratio(s["p50"], base[plan]) if ("API" in name or "memcube" in name or "raw" in name) else None
         rows.append([name, s["p50"], s["p95"], s["p99"], s["mean"], versus])
     report.table(["search (ms)", "p50", "p95", "p99", "mean", "p50 × raw SQL same plan"], rows,
                  title=f"## Stage {stage}: 2. search, {len(queries)} queries over the agents, k={K} "
                        "(interleaved, order rotated per query)")
-    p95 = {n: ratio(stats[n]["p95"], base_p95) for n, base_p95 in
-           (("API exact (query vector precomputed)", stats["raw SQL exact"]["p95"]),
-            ("API hnsw (threshold 0; query vector precomputed)", stats["raw SQL hnsw"]["p95"]))}
+    p95 = {n: ratio(latency[n]["p95"], base_p95) for n, base_p95 in
+           (("API exact (query vector precomputed)", latency["raw SQL exact"]["p95"]),
+            ("API hnsw (threshold 0; query vector precomputed)", latency["raw SQL hnsw"]["p95"]))}
     report.say("p95 ratios API/raw: " + ", ".join(f"{k.split(' (')[0]} {v:.2f}×" for k, v in p95.items()))
     _completeness(report, outs, queries)
-    report.figures.setdefault("search", {})[stage] = {"latency_ms": stats, "p50_ratio_api_exact": ratio(
-        stats["API exact (query vector precomputed)"]["p50"], base["exact"]), "p50_ratio_api_hnsw": ratio(
-        stats["API hnsw (threshold 0; query vector precomputed)"]["p50"], base["hnsw"])}
+    report.figures.setdefault("search", {})[stage] = {"latency_ms": latency, "p50_ratio_api_exact": ratio(
+        latency["API exact (query vector precomputed)"]["p50"], base["exact"]), "p50_ratio_api_hnsw": ratio(
+        latency["API hnsw (threshold 0; query vector precomputed)"]["p50"], base["hnsw"])}
     http_a.close()
     http_b.close()
     raw.close()

@@ -1,6 +1,5 @@
 """Context assembly: the pure budget fitting (with a property sweep) and the assembly on the real stack."""
 
-import uuid
 from datetime import datetime, timezone
 
 import pytest
@@ -8,7 +7,7 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from memcube import context, core, cube, session, tokens, working
+from memcube import context, core, cube, session, tokens
 from memcube.context import Candidates, Piece, fit_context, render
 from memcube.errors import InvalidInput, NotFound
 from memcube.models import ContextRequest, CoreBlockPut, MemCubeCreate, MessageAppend, MessageIn
@@ -98,14 +97,6 @@ def test_context_never_exceeds_the_budget_and_keeps_core_whole(core_texts, paged
 
 
 # --- assembly on the real stack ---------------------------------------------------------------------------------
-
-
-@pytest.fixture()
-def tenant(redis_client):
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    yield name
-    for key in redis_client.scan_iter(working.tenant_pattern(name)):
-        redis_client.delete(key)
 
 
 @pytest.fixture()

@@ -1,7 +1,6 @@
 """Hybrid search through memcube functions: semantic, keyword, filters, plans and completeness."""
 
 import random
-import uuid
 from datetime import datetime, timezone
 
 import numpy as np
@@ -25,11 +24,6 @@ FACTS = [
     "The internal deploy token is named QZ7-walrus and rotates monthly.",
     "Sam is learning to play the cello and practices every evening.",
 ]
-
-
-@pytest.fixture()
-def tenant():
-    return f"t-{uuid.uuid4().hex[:8]}"
 
 
 def add(conn, embedder, settings, tenant, agent_id, contents, **fields):

@@ -11,14 +11,6 @@ from memcube.errors import Conflict, NotFound, TooLarge
 from memcube.models import MemCubePatch, MessageAppend, MessageIn, ScratchpadPut
 
 
-@pytest.fixture()
-def tenant(redis_client):
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    yield name
-    for key in redis_client.scan_iter(working.tenant_pattern(name)):
-        redis_client.delete(key)
-
-
 def append(conn, client, embedder, settings, tenant, session_id, contents, agent_id="agent", user_id=None,
            role="user"):
     request = MessageAppend(agent_id=agent_id, user_id=user_id,

@@ -27,11 +27,6 @@ def heuristic(settings):
     return settings.model_copy(update={"consolidate_engine": "heuristic"})
 
 
-@pytest.fixture()
-def tenant():
-    return f"t-{uuid.uuid4().hex[:10]}"
-
-
 def add_episodes(runtime, settings, tenant, *texts, at=None, agent="a", user="u", session="s1", conn=None):
     items = [MemCubeCreate(agent_id=agent, user_id=user, session_id=session, content=text, occurred_at=at)
              for text in texts]
