@@ -9,7 +9,7 @@ import numpy as np
 
 from bench.common import BenchEmbedder, Report, percentiles
 from bench.ingest import TENANT
-from bench.plans import NO_MATCH_TEXT, candidate_statements, run_statements, service_common_lexemes
+from bench.plans import NO_MATCH_TEXT, candidate_statements, run_statements, service_text
 from bench.timing import interleave
 from memcube.db import connect
 
@@ -44,7 +44,7 @@ def crossover_section(report: Report, server: Any, url: str, embedder: BenchEmbe
     if missing:
         raise RuntimeError(f"{len(missing)} crossover queries have no precomputed vector")
     rows, figures = [], {}
-    common = service_common_lexemes(url, settings)
+    common = service_text(url, settings)
     with connect(url) as conn:
         total = conn.execute("SELECT count(*) AS n FROM memcubes").fetchone()["n"]
         for size in sizes:
@@ -53,7 +53,7 @@ def crossover_section(report: Report, server: Any, url: str, embedder: BenchEmbe
             def stmts(plan: str, text: str, match: bool) -> list[Any]:
                 return candidate_statements(settings, tenant=TENANT, agent_id=agent, vector=embedder.cache[text],
                                             text=text if match else NO_MATCH_TEXT, plan=plan, dim=embedder.dim,
-                                            common=common, k=k)
+                                            words=common, k=k)
 
             prepared = {(plan, match): [stmts(plan, t, match) for t in texts]
                         for plan in ("exact", "hnsw") for match in (False, True)}

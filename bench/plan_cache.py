@@ -19,7 +19,7 @@ import numpy as np
 from bench.common import DEFAULT_HOME, Bench, Report, load_embedder, machine_state
 from bench.corpus import build_corpus
 from bench.ingest import TENANT, ingest_raw, raw_rows, vacuum_analyze
-from bench.plans import candidate_statements, explain_generic, run_statements, service_common_lexemes, short_plan
+from bench.plans import candidate_statements, explain_generic, run_statements, service_text, short_plan
 from memcube.config import Settings
 from memcube.db import connect
 from memcube.space import ensure_space
@@ -47,7 +47,7 @@ def main() -> int:
         report.say(f"{n} rows, scope x-50000 holds {scope}; HNSW built in {time.perf_counter() - started:.0f} s")
         vacuum_analyze(url)
         settings = Settings()
-        common = service_common_lexemes(url, settings)
+        common = service_text(url, settings)
         qv = embedder.embed_array(QUESTIONS)
         stmts = None
         for mode in ("auto", "force_custom_plan"):
@@ -58,7 +58,7 @@ def main() -> int:
                 for i in range(30):
                     stmts = candidate_statements(settings, tenant=TENANT, agent_id="x-50000", vector=qv[i % 3],
                                                  text=QUESTIONS[i % 3], plan="hnsw", dim=embedder.dim,
-                                                 common=common)
+                                                 words=common)
                     started = time.perf_counter()
                     run_statements(conn, stmts)
                     times.append((time.perf_counter() - started) * 1000)

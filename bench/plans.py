@@ -12,7 +12,8 @@ from psycopg import sql
 
 from memcube.config import Settings
 from memcube.db import connect
-from memcube.store.search import ScopeFilter, common_lexemes, search_candidates
+from memcube.search import SearchStats
+from memcube.store.search import ScopeFilter, TextQuery, search_candidates
 
 NO_MATCH_TEXT = "zzqxjvkw"  # a lexeme no text holds: the full-text half finds nothing, the vector half runs alone
 
@@ -31,23 +32,39 @@ class _Capture:
         return []
 
 
-def service_common_lexemes(url: str, settings: Settings) -> list[str]:
-    """The lexemes the service leaves out of the full-text half on this database now (read from ANALYZE's
-    statistics, as memcube.search.SearchStats does): pass them to `candidate_statements`."""
-    with connect(url) as conn:
-        return common_lexemes(conn, min_fraction=settings.text_common_fraction)
+class ServiceText:
+    """The full-text half the service would search with in a scope now (the query's words without those too
+    common in the scope, and the scope's statistics, as memcube.search.SearchStats works them out): pass it
+    to `candidate_statements`."""
+
+    def __init__(self, url: str, settings: Settings) -> None:
+        self.url = url
+        self.settings = settings
+        self.stats = SearchStats(3600)
+
+    def __call__(self, tenant: str, agent_id: str, text: str) -> TextQuery:
+        with connect(self.url) as conn:
+            return self.stats.text_query(conn, tenant=tenant, agent_id=agent_id, user_id=None,
+                                         lexemes=self.stats.query_lexemes(conn, text),
+                                         common_fraction=self.settings.text_common_fraction,
+                                         max_matches=self.settings.text_max_word_matches)
+
+
+def service_text(url: str, settings: Settings) -> ServiceText:
+    """The full-text half the service would use on this database (see ServiceText)."""
+    return ServiceText(url, settings)
 
 
 def candidate_statements(settings: Settings, *, tenant: str, agent_id: str, vector: np.ndarray, text: str,
-                         plan: str, dim: int, common: Sequence[str], k: int = 10) -> list[tuple[Any, Any]]:
+                         plan: str, dim: int, words: ServiceText, k: int = 10) -> list[tuple[Any, Any]]:
     """The statements memcube.store.search.search_candidates sends for one search, with the service's
     candidate count (max(MEMCUBE_SEARCH_CANDIDATES, 2k)), ef_search (max(MEMCUBE_HNSW_EF_SEARCH, n)) and
-    common lexemes (`service_common_lexemes`)."""
+    full-text half (`service_text`)."""
     n = max(settings.search_candidates, 2 * k)
     capture = _Capture()
     search_candidates(capture, scope=ScopeFilter(tenant=tenant, agent_id=agent_id), query_vector=vector,  # type: ignore[arg-type]
-                      text=text, n_vector=n, n_text=n, plan=plan, dim=dim,  # type: ignore[arg-type]
-                      ef_search=max(settings.hnsw_ef_search, n), common_lexemes=common)
+                      text=words(tenant, agent_id, text), n_vector=n, n_text=n, plan=plan, dim=dim,  # type: ignore[arg-type]
+                      ef_search=max(settings.hnsw_ef_search, n))
     return capture.calls
 
 

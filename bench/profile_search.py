@@ -23,7 +23,7 @@ import numpy as np
 from bench.common import DEFAULT_HOME, Bench, Report, load_embedder, machine_state, percentiles
 from bench.corpus import build_corpus, query_texts
 from bench.ingest import TENANT, ingest_api
-from bench.plans import candidate_statements, run_statements, service_common_lexemes
+from bench.plans import candidate_statements, run_statements, service_text
 from bench.timing import interleave
 from memcube.db import connect
 from memcube.models import SearchRequest
@@ -65,9 +65,9 @@ def _run(report: Report, bench: Bench, args: argparse.Namespace, spy: str) -> No
     queries = [(agent_of(i), questions[i % len(questions)]) for i in range(args.queries)]
     raw, lib = connect(url), connect(url)
     stats = SearchStats(server.settings.scope_count_ttl_seconds)
-    common = service_common_lexemes(url, server.settings)
+    common = service_text(url, server.settings)
     stmts = [candidate_statements(server.settings, tenant=TENANT, agent_id=a, vector=embedder.cache[q], text=q,
-                                  plan="exact", dim=embedder.dim, common=common) for a, q in queries]
+                                  plan="exact", dim=embedder.dim, words=common) for a, q in queries]
     http = server.client(token)
     embedder.use_cache = True
 

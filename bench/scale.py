@@ -23,7 +23,7 @@ from bench.corpus import build_corpus, query_texts
 from bench.crossover import crossover_layout, crossover_section
 from bench.ingest import (TENANT, IngestRun, ingest_api, ingest_raw, raw_rows, stored_vectors,
                           vacuum_analyze)
-from bench.plans import (candidate_statements, explain, explain_generic, run_statements, service_common_lexemes,
+from bench.plans import (candidate_statements, explain, explain_generic, run_statements, service_text,
                          short_plan, vector_indexes)
 from bench.timing import interleave
 from memcube.db import connect
@@ -221,11 +221,11 @@ def _search_section(report: Report, stage: int, server_a: Any, server_b: Any, to
     lib = connect(url)
     stats = SearchStats(settings.scope_count_ttl_seconds)
     dim = embedder.dim
-    common = service_common_lexemes(url, settings)
-    report.say(f"common lexemes left out of the full-text half (in more than "
-               f"{settings.text_common_fraction:.0%} of the memories): {len(common)}: {', '.join(common[:20])}")
+    common = service_text(url, settings)
+    report.say(f"query words in more than {settings.text_common_fraction:.0%} of a scope's memories are left out "
+               "of its full-text half")
     stmts = {plan: [candidate_statements(settings, tenant=TENANT, agent_id=a, vector=embedder.cache[q], text=q,
-                                         plan=plan, dim=dim, common=common, k=K) for a, q in queries]
+                                         plan=plan, dim=dim, words=common, k=K) for a, q in queries]
              for plan in ("exact", "hnsw")}
     http_a, http_b = server_a.client(token), server_b.client(token)
 
@@ -326,11 +326,11 @@ def _explain_section(report: Report, url: str, embedder: BenchEmbedder, query: t
     if vector is None:
         vector = np.asarray(embedder.inner.embed([text])[0], dtype=np.float32)
     rows, plans = [], {}
-    common = service_common_lexemes(url, settings)
+    common = service_text(url, settings)
     with connect(url) as conn:
         for plan in ("exact", "hnsw"):
             stmts = candidate_statements(settings, tenant=tenant, agent_id=agent, vector=vector, text=text,
-                                         plan=plan, dim=embedder.dim, common=common, k=K)
+                                         plan=plan, dim=embedder.dim, words=common, k=K)
             analyzed = explain(conn, stmts)
             generic = explain_generic(conn, stmts)
             plans[plan] = {"analyze": short_plan(analyzed), "generic": short_plan(generic)}

@@ -76,9 +76,13 @@ class Settings(BaseSettings):
     search_candidates: int = Field(default=50, ge=1, description="Candidates each retriever gives the fusion, at least.")
     rrf_k: int = Field(default=10, ge=1, description="Reciprocal rank fusion constant.")
     text_common_fraction: float = Field(
-        default=0.02, gt=0, le=1,
-        description="Query words in more than this share of all memories are left out of full-text matching; "
-                    "1 keeps every word.")
+        default=0.5, gt=0, le=1,
+        description="Query words found in more than this share of the searched scope's memories are left out of "
+                    "full-text matching (BM25 gives such a word almost no weight); 1 keeps every word.")
+    text_max_word_matches: int = Field(
+        default=10_000, ge=1,
+        description="A query word found in more memories of the scope than this is left out of full-text "
+                    "matching too: every match is ranked, so this bounds the cost in very large scopes.")
     weight_recency: float = Field(default=0.05, ge=0, le=1, description="Weight of recency in the final score.")
     weight_importance: float = Field(default=0.05, ge=0, le=1, description="Weight of importance in the final score.")
     recency_half_life_days: float = Field(default=30.0, gt=0, description="Age at which recency counts half.")
@@ -108,7 +112,13 @@ class Settings(BaseSettings):
                                            description="A cube paged out is not paged back in for this long.")
     paging_interval_seconds: float = Field(
         default=60.0, ge=0, description="Context assembly pages a scope inline at most this often; 0 turns it off.")
-    context_recall_k: int = Field(default=20, ge=0, le=200, description="Memories context assembly recalls by search.")
+    context_recall_k: int = Field(
+        default=100, ge=0, le=200,
+        description="Most memories context assembly recalls by search (fewer when the budget is smaller).")
+    context_min_similarity: float = Field(
+        default=0.2, ge=-1, le=1,
+        description="A recalled memory that shares no word with the query needs at least this cosine "
+                    "similarity to it to take room in a context (depends on the embedder).")
     context_lessons_k: int = Field(default=5, ge=0, le=100, description="Lessons context assembly considers.")
     context_working_share: float = Field(
         default=0.5, ge=0, le=1,

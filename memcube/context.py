@@ -5,8 +5,15 @@ Fitting (a pure function, `fit_context`):
    paging brought into core, each whole if it fits; nothing else comes before them.
 2. The working window takes up to MEMCUBE_CONTEXT_WORKING_SHARE of what is left: the scratchpad, then
    messages from the newest back, without gaps.
-3. Lessons, then recalled memories, best first, each whole if it fits.
-4. What is still left goes on back through the window.
+3. Lessons, then recalled memories, best first, each whole if it fits; a memory the working section
+   already shows is not recalled again. Recalled memories are shown by day, oldest first, under one
+   header line a day (paid for by the first memory of that day); a recalled message names its speaker.
+4. What is still left goes on back through the window, past the messages recall already showed.
+
+Recall asks search for as many memories as the budget could hold, and keeps only those whose own words
+share one with the query, that a derived fact matching it stands for, or whose vector is at least
+MEMCUBE_CONTEXT_MIN_SIMILARITY close: filler never takes room that nothing relevant needs. Session
+summaries stay out, as in search's default (a summary of a whole session would crowd out the turns).
 
 Token counts add up over whitespace (memcube.tokens), so a section costs its title plus its lines, and
 the whole text costs the sum of its sections.
@@ -27,7 +34,6 @@ from memcube.config import Settings
 from memcube.embedder import Embedder
 from memcube.errors import InvalidInput, NotFound
 from memcube.models import (
-    KINDS,
     Context,
     ContextItem,
     ContextRequest,
@@ -38,7 +44,7 @@ from memcube.models import (
     SearchRequest,
 )
 from memcube.paging import apply_paging
-from memcube.search import SearchStats, search
+from memcube.search import DEFAULT_KINDS, SearchStats, search
 from memcube.session import load_window, open_session
 from memcube.store import core as core_store
 from memcube.store import lessons as lesson_store
@@ -49,17 +55,24 @@ log = logging.getLogger(__name__)
 SECTIONS = ("core", "lessons", "recalled", "working")
 TITLES = {"core": "# Core memory", "lessons": "# Lessons", "recalled": "# Recalled memories",
           "working": "# Working memory"}
-# Recall searches every kind but lessons, which have their own section.
-RECALL_KINDS = [k for k in KINDS if k != "procedural"]
+# Recall searches what search does by default, but lessons, which have their own section.
+RECALL_KINDS = [k for k in DEFAULT_KINDS if k != "procedural"]
+# The fewest tokens a recalled line costs (a date and a few words): recall asks for at most budget / this.
+MIN_LINE_TOKENS = 15
 
 
 @dataclass(frozen=True)
 class Piece:
-    """One line of a section: its text, its token count, and what it came from."""
+    """One line of a section: its text, its token count, and what it came from; optionally the group it is
+    shown under (a header line such as a day, paid for once by the first line of the group) and where it
+    goes when the section is shown (lines are chosen best first, shown in this order)."""
 
     text: str
     tokens: int
     item: ContextItem | None = None
+    group: str | None = None
+    group_tokens: int = 0
+    order: Any = None
 
 
 @dataclass(frozen=True)
@@ -88,15 +101,19 @@ class _Fill:
     left: int
     titles: Mapping[str, int]
     spent: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SECTIONS, 0))
-    opened: set[str] = field(default_factory=set)
+    opened: set[Any] = field(default_factory=set)
 
     def take(self, section: str, piece: Piece, cap: int | None = None) -> bool:
         cost = piece.tokens + (0 if section in self.opened else self.titles[section])
+        if piece.group is not None and (section, piece.group) not in self.opened:
+            cost += piece.group_tokens
         if cost > self.left or (cap is not None and self.spent[section] + cost > cap):
             return False
         self.left -= cost
         self.spent[section] += cost
         self.opened.add(section)
+        if piece.group is not None:
+            self.opened.add((section, piece.group))
         return True
 
     def take_run(self, section: str, pieces: Sequence[Piece], cap: int | None = None) -> int:
@@ -123,19 +140,47 @@ def fit_context(candidates: Candidates, *, budget: int, working_share: float,
     newest_first = list(reversed(c.messages))
     pad = c.scratchpad is not None and fill.take("working", c.scratchpad, cap)
     n_messages = fill.take_run("working", newest_first, cap)
+    shown = {_key(p) for p in newest_first[:n_messages]}
     taken["lessons"] = [p for p in c.lessons if fill.take("lessons", p)]
-    taken["recalled"] = [p for p in c.recalled if fill.take("recalled", p)]
+    taken["recalled"] = _display([p for p in c.recalled if _key(p) not in shown and fill.take("recalled", p)])
     pad = pad or (c.scratchpad is not None and fill.take("working", c.scratchpad))
-    n_messages += fill.take_run("working", newest_first[n_messages:])
-    taken["working"] = ([c.scratchpad] if pad and c.scratchpad else []) + newest_first[:n_messages][::-1]
-    offered = {"core": len(c.blocks) + len(c.paged), "lessons": len(c.lessons), "recalled": len(c.recalled),
-               "working": len(c.messages) + (c.scratchpad is not None)}
+    recalled = {_key(p) for p in taken["recalled"]}
+    rest = [p for p in newest_first[n_messages:] if _key(p) not in recalled]
+    more = fill.take_run("working", rest)
+    taken["working"] = ([c.scratchpad] if pad and c.scratchpad else []) + (newest_first[:n_messages] + rest[:more])[::-1]
+    offered = {"core": len(c.blocks) + len(c.paged), "lessons": len(c.lessons),
+               "recalled": len(c.recalled) - sum(1 for p in c.recalled if _key(p) in shown),
+               "working": len(c.messages) + (c.scratchpad is not None) - len(recalled & {_key(p) for p in c.messages})}
     return Fitted(sections=taken, tokens=dict(fill.spent), dropped={s: offered[s] - len(taken[s]) for s in SECTIONS})
+
+
+def _display(pieces: list[Piece]) -> list[Piece]:
+    """Return chosen lines in the order they are shown: by their `order` where they have one."""
+    if not pieces or any(p.order is None for p in pieces):
+        return pieces
+    return sorted(pieces, key=lambda p: p.order)
+
+
+def _lines(pieces: Sequence[Piece]) -> list[str]:
+    """Return a section's lines, each group's header before its first line."""
+    out, group = [], None
+    for p in pieces:
+        if p.group is not None and p.group != group:
+            out.append(p.group)
+        group = p.group
+        out.append(p.text)
+    return out
+
+
+def _key(piece: Piece) -> Any:
+    """What makes two lines the same memory: the cube, else the text (a message recalled as its cube)."""
+    item = piece.item
+    return ("id", item.id) if item is not None and item.id is not None else ("text", piece.text)
 
 
 def render(fitted: Fitted) -> tuple[dict[str, str], str]:
     """Return each section's text (empty when it has no lines) and the whole text."""
-    texts = {s: "\n".join([TITLES[s], *(p.text for p in fitted.sections[s])]) if fitted.sections[s] else ""
+    texts = {s: "\n".join([TITLES[s], *_lines(fitted.sections[s])]) if fitted.sections[s] else ""
              for s in SECTIONS}
     return texts, "\n\n".join(t for t in texts.values() if t)
 
@@ -178,20 +223,41 @@ def _core_rows(conn: psycopg.Connection, tenant: str, agent_id: str, user_id: st
 
 
 def _recall(conn: psycopg.Connection, tenant: str, request: ContextRequest, user_id: str | None,
-            embedder: Embedder, window: Sequence[Message], settings: Settings, stats: SearchStats) -> list[Hit]:
-    """Return up to MEMCUBE_CONTEXT_RECALL_K archival memories for the query, none already in the window."""
+            embedder: Embedder, settings: Settings, stats: SearchStats) -> list[Hit]:
+    """Return the archival memories relevant to the query, best first: as many as the budget could hold (up
+    to MEMCUBE_CONTEXT_RECALL_K), none below the floor. Messages of the window may come back: fitting shows
+    each memory once."""
+    k = min(settings.max_k, settings.context_recall_k, max(10, request.budget // MIN_LINE_TOKENS))
     if settings.context_recall_k == 0:
         return []
-    shown_ids = {m.id for m in window}
-    shown_texts = {m.content.strip() for m in window}
-    k = min(settings.max_k, settings.context_recall_k + len(window))
     found = search(conn, tenant=tenant, embedder=embedder, settings=settings, stats=stats,
                    request=SearchRequest(agent_id=request.agent_id, user_id=user_id, query=request.query, k=k,
                                          tiers=["archival"], kinds=RECALL_KINDS,  # type: ignore[arg-type]
-                                         include_shared=True))
-    hits = [h for h in found.hits if h.id not in shown_ids and h.content.strip()
-            and h.content.strip() not in shown_texts]
-    return hits[:settings.context_recall_k]
+                                         derived="evidence", include_shared=True, explain=True))
+    return [h for h in found.hits if h.content.strip() and relevant(h, settings.context_min_similarity)]
+
+
+def relevant(hit: Hit, min_similarity: float) -> bool:
+    """Whether a hit may take room in a context: its own words share one with the query, a derived memory
+    that matched stands for it, or its vector is close enough (a turn that matched only by the words of
+    the turns next to it needs the vector too)."""
+    detail = hit.explain
+    if detail is None or detail.text_own or hit.derived:
+        return True
+    return detail.vector_similarity is not None and detail.vector_similarity >= min_similarity
+
+
+def _moment(hit: Hit) -> Any:
+    return hit.occurred_at or hit.created_at
+
+
+def _speaker(hit: Hit) -> str:
+    """Who said a recalled message ("Ana: ", "user: "); nothing for any other memory."""
+    meta = hit.metadata or {}
+    if hit.kind != "episodic" or "turn" not in meta:
+        return ""
+    who = meta.get("name") or meta.get("role")
+    return f"{who}: " if isinstance(who, str) and who else ""
 
 
 def _pieces(core: list[dict[str, Any]], lessons: list[dict[str, Any]], hits: list[Hit], scratchpad: str,
@@ -204,20 +270,27 @@ def _pieces(core: list[dict[str, Any]], lessons: list[dict[str, Any]], hits: lis
                   for r in core if not r["label"]],
         "lessons": [(f"- {r['content']}", {"id": r["id"], "kind": r["kind"], "content": r["content"]})
                     for r in lessons],
-        "recalled": [(f"- [{(h.occurred_at or h.created_at).date().isoformat()}] {h.content}",
-                      {"id": h.id, "kind": h.kind, "content": h.content, "score": h.score}) for h in hits],
+        "recalled": [(f"- {_speaker(h)}{h.content}", {"id": h.id, "kind": h.kind, "content": h.content,
+                                                        "score": h.score}) for h in hits],
         "scratchpad": [(f"Scratchpad: {scratchpad}", {"kind": "scratchpad", "content": scratchpad})]
         if scratchpad else [],
         "messages": [(f"{m.role} ({m.name}): {m.content}" if m.name else f"{m.role}: {m.content}",
                       {"id": m.id, "kind": "message", "content": m.content, "turn": m.turn, "role": m.role})
                      for m in window],
     }
+    # Recalled memories are shown by day, under one header a day, oldest first.
+    days = [f"[{_moment(h).date().isoformat()}]" for h in hits]
+    headers = list(dict.fromkeys(days))
     lines = [text for group in groups.values() for text, _ in group]
-    counts = iter(tokens.count_many(lines + [TITLES[s] for s in SECTIONS]))
+    counts = iter(tokens.count_many(lines + [TITLES[s] for s in SECTIONS] + headers))
     # zip stops at the end of each group before taking a count, so the counts stay in step.
     pieces = {name: [Piece(text, n, ContextItem(tokens=n, **item)) for (text, item), n in zip(group, counts)]
               for name, group in groups.items()}
     titles = {s: next(counts) for s in SECTIONS}
+    header_tokens = {h: next(counts) for h in headers}
+    pieces["recalled"] = [Piece(p.text, p.tokens, p.item, group=day, group_tokens=header_tokens[day],
+                                order=(_moment(h), str(h.id)))
+                          for p, h, day in zip(pieces["recalled"], hits, days)]
     return Candidates(blocks=pieces["blocks"], paged=pieces["paged"], lessons=pieces["lessons"],
                       recalled=pieces["recalled"],
                       scratchpad=pieces["scratchpad"][0] if pieces["scratchpad"] else None,
@@ -249,8 +322,7 @@ def assemble_context(conn: psycopg.Connection, client: redis.Redis, *, tenant: s
     lessons = lesson_store.nearest_lessons(conn, tenant=tenant, agent_id=request.agent_id, user_id=user_id,
                                            query_vector=to_vector(vector), k=settings.context_lessons_k) \
         if settings.context_lessons_k else []
-    hits = _recall(conn, tenant, request, user_id, _KnownQuery(embedder, request.query, vector), window, settings,
-                   stats)
+    hits = _recall(conn, tenant, request, user_id, _KnownQuery(embedder, request.query, vector), settings, stats)
     candidates, titles = _pieces(core, lessons, hits, session["scratchpad"] if session else "", window)
     fitted = fit_context(candidates, budget=request.budget, working_share=settings.context_working_share,
                          title_tokens=titles)

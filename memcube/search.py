@@ -1,12 +1,14 @@
-"""Hybrid search of one scope: plan by scope size, vector + full-text candidates, fused ranking."""
+"""Hybrid search of one scope: plan by scope size, vector + full-text (BM25) candidates, fused ranking, and
+derived memories standing for their evidence."""
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Sequence
+from uuid import UUID
 
 import psycopg
 
@@ -14,22 +16,44 @@ from memcube.access import AccessRecorder
 from memcube.config import Settings
 from memcube.embedder import Embedder
 from memcube.errors import InvalidInput
-from memcube.models import Explain, Hit, SearchRequest
-from memcube.ranking import RankWeights, fuse
+from memcube.models import KINDS, CubeRef, Explain, Hit, SearchRequest
+from memcube.ranking import Ranked, RankWeights, fuse
 from memcube.store import cubes as cube_store
+from memcube.store import search as search_store
 from memcube.store.cubes import to_vector
-from memcube.store.search import Plan, ScopeFilter, common_lexemes, count_vector_matches, search_candidates
+from memcube.store.search import Plan, ScopeFilter, TextQuery, count_vector_matches, search_candidates
+
+# What a search returns when the caller names no kinds: everything but session summaries, which digest a
+# whole session, match nearly any question about it, and would push the turns that answer it out of the
+# top k (context assembly and `kinds: ["summary"]` reach them).
+DEFAULT_KINDS: tuple[str, ...] = tuple(k for k in KINDS if k != "summary")
+# Characters of an evidence or derived memory shown with a hit.
+REF_CHARS = 300
+# Entries a per-process cache holds before it starts again.
+CACHE_ENTRIES = 100_000
+
+
+@dataclass
+class _ScopeWords:
+    """A scope's text statistics and the document counts of the words asked so far (capped at `cap`)."""
+
+    docs: int
+    avg_len: float
+    cap: int
+    at: float
+    counts: dict[str, int] = field(default_factory=dict)
 
 
 class SearchStats:
-    """A per-process cache of the statistics that steer search: scope sizes (to choose the plan) and the
-    lexemes too common to search by (from ANALYZE's statistics). A ttl of 0 reads them every time."""
+    """A per-process cache of what steers search: scope sizes (to choose the plan), each scope's text
+    statistics and word counts (which words are too common in it to search by), and the words of queries.
+    A ttl of 0 reads them every time."""
 
-    def __init__(self, scope_ttl_seconds: float, lexeme_ttl_seconds: float = 300.0) -> None:
-        self._scope_ttl = scope_ttl_seconds
-        self._lexeme_ttl = lexeme_ttl_seconds
+    def __init__(self, scope_ttl_seconds: float) -> None:
+        self._ttl = scope_ttl_seconds
         self._sizes: dict[tuple[str, str], tuple[int, float]] = {}
-        self._lexemes: tuple[float, float, list[str]] | None = None
+        self._words: dict[tuple[str, str, str | None], _ScopeWords] = {}
+        self._lexemes: dict[str, list[str]] = {}
         self._lock = threading.Lock()
 
     def scope_size(self, conn: psycopg.Connection, *, tenant: str, agent_id: str, cap: int) -> int:
@@ -38,28 +62,55 @@ class SearchStats:
         now = time.monotonic()
         with self._lock:
             cached = self._sizes.get(key)
-        if cached is not None and now - cached[1] < self._scope_ttl:
+        if cached is not None and now - cached[1] < self._ttl:
             return cached[0]
         size = cube_store.scope_size(conn, tenant=tenant, agent_id=agent_id, cap=cap)
         with self._lock:
-            if len(self._sizes) > 100_000:
+            if len(self._sizes) > CACHE_ENTRIES:
                 self._sizes.clear()
             self._sizes[key] = (size, now)
         return size
 
-    def common_lexemes(self, conn: psycopg.Connection, *, min_fraction: float) -> list[str]:
-        """Return the lexemes in more than `min_fraction` of all memories; none when the fraction is 1."""
-        if min_fraction >= 1.0:
-            return []
+    def query_lexemes(self, conn: psycopg.Connection, text: str) -> list[str]:
+        """Return the words of a query as full-text search normalizes them."""
+        with self._lock:
+            cached = self._lexemes.get(text)
+        if cached is not None:
+            return cached
+        lexemes = search_store.query_lexemes(conn, text)
+        with self._lock:
+            if len(self._lexemes) > CACHE_ENTRIES // 10:
+                self._lexemes.clear()
+            self._lexemes[text] = lexemes
+        return lexemes
+
+    def text_query(self, conn: psycopg.Connection, *, tenant: str, agent_id: str, user_id: str | None,
+                   lexemes: Sequence[str], common_fraction: float, max_matches: int) -> TextQuery:
+        """Return the full-text half of a search in a scope (an agent, or one user of it): its words without
+        those found in more than `common_fraction` of the scope's memories or in more than `max_matches` of
+        them, unless every word is that common; and the scope's document count and mean length."""
+        key = (tenant, agent_id, user_id)
         now = time.monotonic()
         with self._lock:
-            cached = self._lexemes
-        if cached is not None and cached[0] == min_fraction and now - cached[1] < self._lexeme_ttl:
-            return cached[2]
-        lexemes = common_lexemes(conn, min_fraction=min_fraction)
+            entry = self._words.get(key)
+        if entry is None or now - entry.at >= self._ttl:
+            docs, avg_len = search_store.scope_text_stats(conn, tenant=tenant, agent_id=agent_id, user_id=user_id)
+            limit = min(common_fraction * docs, float(max_matches))
+            entry = _ScopeWords(docs, avg_len, cap=int(limit) + 1, at=now)
+        missing = [lex for lex in lexemes if lex not in entry.counts]
+        if missing and common_fraction < 1.0:
+            counted = search_store.lexeme_counts(conn, tenant=tenant, agent_id=agent_id, user_id=user_id,
+                                                 lexemes=missing, cap=entry.cap)
+            entry.counts.update(counted)
         with self._lock:
-            self._lexemes = (min_fraction, now, lexemes)
-        return lexemes
+            if len(self._words) > CACHE_ENTRIES // 10:
+                self._words.clear()
+            self._words[key] = entry
+        if common_fraction >= 1.0:
+            kept = list(lexemes)
+        else:
+            kept = [lex for lex in lexemes if entry.counts.get(lex, 0) < entry.cap] or list(lexemes)
+        return TextQuery(kept, entry.docs, entry.avg_len)
 
 
 @dataclass(frozen=True)
@@ -73,6 +124,20 @@ def choose_plan(scope_rows: int, exact_scan_max_rows: int) -> Plan:
     return "exact" if scope_rows <= exact_scan_max_rows else "hnsw"
 
 
+def derived_evidence(row: dict[str, Any]) -> list[UUID]:
+    """Return the ids a memory consolidation derived was derived from; none for any other memory."""
+    provenance = row.get("provenance") or {}
+    if row.get("kind") != "semantic" or provenance.get("source") != "consolidation":
+        return []
+    out = []
+    for ref in provenance.get("derived_from") or []:
+        try:
+            out.append(UUID(str(ref["id"])))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return out
+
+
 def search(conn: psycopg.Connection, *, tenant: str, request: SearchRequest, embedder: Embedder,
            settings: Settings, stats: SearchStats, access: AccessRecorder | None = None,
            now: datetime | None = None) -> SearchResult:
@@ -80,9 +145,10 @@ def search(conn: psycopg.Connection, *, tenant: str, request: SearchRequest, emb
     if request.k > settings.max_k:
         raise InvalidInput(f"k is at most {settings.max_k} (MEMCUBE_MAX_K); got {request.k}",
                            details={"limit": settings.max_k})
+    mode = request.derived or ("evidence" if request.kinds is None else "hits")
     scope = ScopeFilter(
         tenant=tenant, agent_id=request.agent_id, user_id=request.user_id, session_id=request.session_id,
-        kinds=request.kinds, tiers=request.tiers, tags=request.tags, as_of=request.as_of,
+        kinds=request.kinds or DEFAULT_KINDS, tiers=request.tiers, tags=request.tags, as_of=request.as_of,
         include_shared=request.include_shared,
         statuses=request.statuses or (("active", "superseded") if request.as_of else ("active",)),
     )
@@ -90,31 +156,73 @@ def search(conn: psycopg.Connection, *, tenant: str, request: SearchRequest, emb
     n = max(settings.search_candidates, 2 * request.k)
     size = stats.scope_size(conn, tenant=tenant, agent_id=request.agent_id, cap=settings.exact_scan_max_rows + 1)
     plan: str = choose_plan(size, settings.exact_scan_max_rows)
-    common = stats.common_lexemes(conn, min_fraction=settings.text_common_fraction)
-    rows = _candidates(conn, scope, vector, request.query, n, plan, embedder.dim, settings, common)
+    text = stats.text_query(conn, tenant=tenant, agent_id=request.agent_id, user_id=request.user_id,
+                            lexemes=stats.query_lexemes(conn, request.query),
+                            common_fraction=settings.text_common_fraction,
+                            max_matches=settings.text_max_word_matches)
+    rows = _candidates(conn, scope, vector, text, n, plan, embedder.dim, settings)
     if plan == "hnsw":
         found = sum(1 for r in rows if r["vector_distance"] is not None)
         # A filter must never silently drop results: if the index came back short, count the scope.
         if found < n and count_vector_matches(conn, scope=scope, cap=n) > found:
-            rows = _candidates(conn, scope, vector, request.query, n, "exact", embedder.dim, settings, common)
+            rows = _candidates(conn, scope, vector, text, n, "exact", embedder.dim, settings)
             plan = "hnsw+exact"
+    evidence = _evidence_in_scope(conn, scope, rows) if mode == "evidence" else None
+    if evidence is not None:
+        rows = rows + evidence[1]
     weights = RankWeights(settings.rrf_k, settings.weight_recency, settings.weight_importance,
                           settings.recency_half_life_days)
-    ranked = fuse(rows, now=now or datetime.now(timezone.utc), weights=weights)[: request.k]
-    hits = [_hit(r, plan, request.explain) for r in ranked]
+    ranked = fuse(rows, now=now or datetime.now(timezone.utc), weights=weights,
+                  evidence=evidence[0] if evidence is not None else None)[: request.k]
+    sources = _sources(conn, tenant, ranked) if mode == "hits" else {}
+    hits = [_hit(r, plan, request.explain, sources) for r in ranked]
     if access is not None:
         access.record([h.id for h in hits])
     return SearchResult(hits=hits, plan=plan)
 
 
-def _candidates(conn: psycopg.Connection, scope: ScopeFilter, vector: Any, text: str, n: int, plan: str,
-                dim: int, settings: Settings, common: list[str]) -> list[dict[str, Any]]:
+def _candidates(conn: psycopg.Connection, scope: ScopeFilter, vector: Any, text: TextQuery, n: int, plan: str,
+                dim: int, settings: Settings) -> list[dict[str, Any]]:
     return search_candidates(conn, scope=scope, query_vector=vector, text=text, n_vector=n, n_text=n,
-                             plan=plan, dim=dim, ef_search=max(settings.hnsw_ef_search, n),  # type: ignore[arg-type]
-                             common_lexemes=common)
+                             plan=plan, dim=dim, ef_search=max(settings.hnsw_ef_search, n))  # type: ignore[arg-type]
 
 
-def _hit(ranked: Any, plan: str, explain: bool) -> Hit:
+def _evidence_in_scope(conn: psycopg.Connection, scope: ScopeFilter,
+                       rows: list[dict[str, Any]]) -> tuple[dict[UUID, list[UUID]], list[dict[str, Any]]]:
+    """Return, for each derived candidate, its evidence that the search may return, and the evidence rows
+    not among the candidates yet (found by neither retriever)."""
+    wanted = {row["id"]: derived_evidence(row) for row in rows}
+    wanted = {d: ids for d, ids in wanted.items() if ids}
+    if not wanted:
+        return {}, []
+    present = {row["id"] for row in rows}
+    missing = {i for ids in wanted.values() for i in ids if i not in present}
+    extra = search_store.cubes_in_scope(conn, scope=scope, cube_ids=list(missing))
+    for row in extra:
+        row["vector_distance"] = row["text_score"] = None
+        row["text_own"] = False
+    # A derived memory never stands for another derived one.
+    eligible = (present | {row["id"] for row in extra}) - set(wanted)
+    evidence = {d: [i for i in ids if i in eligible] for d, ids in wanted.items()}
+    return {d: ids for d, ids in evidence.items() if ids}, extra
+
+
+def _sources(conn: psycopg.Connection, tenant: str, ranked: Sequence[Ranked]) -> dict[UUID, dict[str, Any]]:
+    """Return the active evidence of the derived hits, by id."""
+    ids = list(dict.fromkeys(i for r in ranked for i in derived_evidence(r.row)))
+    if not ids:
+        return {}
+    return {row["id"]: row for row in cube_store.get_cubes(conn, tenant=tenant, cube_ids=ids)
+            if row["status"] == "active"}
+
+
+def _ref(row: dict[str, Any]) -> CubeRef:
+    content = row["content"]
+    return CubeRef(id=row["id"], kind=row["kind"], occurred_at=row.get("occurred_at"),
+                   content=content if len(content) <= REF_CHARS else content[: REF_CHARS - 1] + "…")
+
+
+def _hit(ranked: Ranked, plan: str, explain: bool, sources: dict[UUID, dict[str, Any]]) -> Hit:
     row = ranked.row
     detail = None
     if explain:
@@ -123,6 +231,8 @@ def _hit(ranked: Any, plan: str, explain: bool) -> Hit:
                          vector_similarity=None if distance is None else 1.0 - float(distance),
                          text_rank=ranked.text_rank,
                          text_score=None if row["text_score"] is None else float(row["text_score"]),
-                         rrf=ranked.rrf, relevance=ranked.relevance, recency=ranked.recency,
+                         text_own=bool(row.get("text_own")), rrf=ranked.rrf, lent=ranked.lent, relevance=ranked.relevance, recency=ranked.recency,
                          importance=float(row["importance"]))
-    return Hit(score=ranked.score, explain=detail, **{k: row[k] for k in Hit.model_fields if k in row})
+    evidence = [_ref(sources[i]) for i in derived_evidence(row) if i in sources]
+    return Hit(score=ranked.score, explain=detail, derived=[_ref(d) for d in ranked.derived], evidence=evidence,
+               **{k: row[k] for k in Hit.model_fields if k in row and k not in ("derived", "evidence")})

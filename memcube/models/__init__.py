@@ -38,6 +38,7 @@ from memcube.models.cube import (  # noqa: F401
     FuseRequest,
     SearchRequest,
     Explain,
+    CubeRef,
     Hit,
     Principal,
     ApiKeyCreate,

@@ -252,6 +252,10 @@ class SearchRequest(Strict):
     statuses: list[Status] | None = None
     as_of: Timestamp | None = None
     include_shared: bool = False
+    # How memories consolidation derived from episodes take part: "evidence" (the default when `kinds` is not
+    # given) lets a derived fact stand for its episodes, which are returned with it in `derived`; "hits" returns
+    # derived memories as hits of their own, each with its `evidence` listed.
+    derived: Literal["evidence", "hits"] | None = None
     explain: bool = False
 
 
@@ -261,10 +265,23 @@ class Explain(BaseModel):
     vector_similarity: float | None = None
     text_rank: int | None = None
     text_score: float | None = None
+    # Whether the memory's own words matched the query (a conversation turn also matches by its neighbours').
+    text_own: bool = False
     rrf: float
+    # The part of rrf lent by derived memories that stand for this one.
+    lent: float = 0.0
     relevance: float
     recency: float
     importance: float
+
+
+class CubeRef(BaseModel):
+    """Another memory a hit points to: a derived fact that led to it, or the evidence a derived hit rests on."""
+
+    id: UUID
+    kind: Kind
+    content: str
+    occurred_at: datetime | None = None
 
 
 class Hit(BaseModel):
@@ -285,6 +302,10 @@ class Hit(BaseModel):
     importance: float
     version: int
     created_at: datetime
+    # Memories derived from this one (consolidated facts) that matched the query.
+    derived: list[CubeRef] = Field(default_factory=list)
+    # For a derived hit: the active memories it was derived from.
+    evidence: list[CubeRef] = Field(default_factory=list)
     explain: Explain | None = None
 
 

@@ -14,6 +14,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from memcube.errors import InvalidInput, NotFound, StaleVersion
+from memcube.store import search_text
 
 # The columns a cube is read with everywhere (no embedding, no tsv: they are never returned).
 CUBE_COLUMNS = (
@@ -37,10 +38,14 @@ _JSON_FIELDS = {"data", "metadata", "artifact"}
 
 SQL_INSERT_CUBE = (
     "INSERT INTO memcubes (id, tenant, agent_id, user_id, session_id, kind, tier, content, data, tags, metadata, "
-    "artifact, occurred_at, valid_from, valid_to, importance, confidence, provenance, embedding, label) "
+    "artifact, occurred_at, valid_from, valid_to, importance, confidence, provenance, embedding, label, "
+    "search_tsv, search_len) "
     "VALUES (%(id)s, %(tenant)s, %(agent_id)s, %(user_id)s, %(session_id)s, %(kind)s, %(tier)s, %(content)s, "
     "%(data)s, %(tags)s, %(metadata)s, %(artifact)s, %(occurred_at)s, %(valid_from)s, %(valid_to)s, "
-    "%(importance)s, %(confidence)s, %(provenance)s, %(embedding)s, %(label)s)"
+    "%(importance)s, %(confidence)s, %(provenance)s, %(embedding)s, %(label)s, "
+    # The cube's own words; the words of its neighbours in a session follow (store/search_text.py).
+    "setweight(to_tsvector('english', %(content)s), 'A'), "
+    "memcube_search_len(setweight(to_tsvector('english', %(content)s), 'A')))"
 )
 SQL_SNAPSHOT = (
     "INSERT INTO memcube_versions (cube_id, version, " + SNAPSHOT_COLUMNS + ") "
@@ -106,6 +111,9 @@ def insert_cubes(conn: psycopg.Connection, rows: list[dict[str, Any]]) -> list[d
     with conn.cursor() as cur:
         cur.executemany(SQL_INSERT_CUBE, params)
         cur.execute(SQL_SNAPSHOT, (ids,))
+    episodes = [row["id"] for row in rows if row["kind"] == "episodic" and row.get("session_id") is not None]
+    if episodes:
+        search_text.refresh_search_text(conn, tenant=rows[0]["tenant"], cube_ids=episodes)
     return get_cubes(conn, tenant=rows[0]["tenant"], cube_ids=ids) if rows else []
 
 
@@ -171,6 +179,8 @@ def update_cube(conn: psycopg.Connection, *, tenant: str, cube_id: UUID, changes
         params["expected"] = expected_version
     query = sql.SQL("UPDATE memcubes SET {} WHERE {} RETURNING {}").format(
         sql.SQL(", ").join(assignments), where, sql.SQL(CUBE_COLUMNS))
+    moved = search_text.neighbour_ids(conn, tenant=tenant, cube_ids=[cube_id]) \
+        if search_text.POSITION_FIELDS & set(changes) else []
     row = conn.execute(query, params).fetchone()
     if row is None:
         current = get_cube(conn, tenant=tenant, cube_id=cube_id)
@@ -178,6 +188,8 @@ def update_cube(conn: psycopg.Connection, *, tenant: str, cube_id: UUID, changes
             f"memory {cube_id} is at version {current['version']}, not {expected_version}",
             details={"current_version": current["version"]})
     conn.execute(SQL_SNAPSHOT, ([cube_id],))
+    if (search_text.TEXT_FIELDS | search_text.POSITION_FIELDS) & set(changes):
+        search_text.refresh_search_text(conn, tenant=tenant, cube_ids=[cube_id], also=moved)
     return row
 
 
@@ -186,6 +198,8 @@ def erase_cube(conn: psycopg.Connection, *, cube_id: UUID, provenance: dict[str,
     conn.execute(SQL_ERASE_VERSIONS, (cube_id,))
     row = conn.execute(SQL_ERASE_CURRENT, (Jsonb(provenance), cube_id)).fetchone()
     conn.execute(SQL_SNAPSHOT, ([cube_id],))
+    # No word of it stays in its own search document or in its neighbours'.
+    search_text.refresh_search_text(conn, tenant=row["tenant"], cube_ids=[cube_id])
     return row
 
 

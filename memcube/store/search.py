@@ -8,8 +8,12 @@ Two vector plans, chosen by the caller from the scope's size:
 - `hnsw`: orders by `embedding::vector(dim) <=> q`, which matches the index, with
   iterative scan so the scope filter does not starve the result.
 
-Full-text candidates are an OR of the query's lexemes within the scope, ranked by `ts_rank`
-(on LoCoMo it beats `ts_rank_cd` and BM25 alone: bench/README.md).
+Full-text candidates are the scope's cubes whose search document (`search_tsv`: a cube's own words and, for
+a conversation turn, the words of the turns around it at lower weight; store/search_text.py) holds any of
+the query's words, ranked by BM25 within the scope: a word's document frequency is counted among the scope's
+matches, and the number of documents and their mean length come from the scope (`scope_text_stats`), so no
+other scope or tenant changes a ranking. Words the caller found too common in the scope are left out before
+matching (memcube.search).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Sequence
+from uuid import UUID
 
 import numpy as np
 import psycopg
@@ -26,28 +31,47 @@ from memcube.store.cubes import CUBE_COLUMNS
 
 Plan = Literal["exact", "hnsw"]
 
-# An OR query of the text's lexemes (plainto_tsquery ANDs them, which is far too strict for recall),
-# without the lexemes in %(common)s: words found in a large share of all memories match thousands of
-# rows, every match must be ranked, and they say little about relevance (IDF). If every lexeme is
-# common, all of them are kept. Each lexeme is quoted for tsquery input (backslashes and quotes escaped).
-TSQUERY = (
-    "coalesce(nullif(array_to_string(ARRAY("
-    r"  SELECT '''' || replace(replace(l, E'\\', E'\\\\'), '''', '''''') || ''''"
-    "  FROM unnest(tsvector_to_array(to_tsvector('english', %(text)s))) AS l WHERE l <> ALL(%(common)s::text[])"
-    "), ' | '), ''), replace(plainto_tsquery('english', %(text)s)::text, ' & ', ' | '))::tsquery"
+# BM25's usual constants: term-frequency saturation and length normalization (Robertson & Zaragoza).
+BM25_K1 = 1.2
+BM25_B = 0.75
+
+SQL_QUERY_LEXEMES = (
+    "SELECT coalesce(array_agg(DISTINCT l ORDER BY l), '{}') AS lexemes "
+    "FROM unnest(tsvector_to_array(to_tsvector('english', %s))) AS l"
 )
-# Lexemes of the tsv column found in more than a given share of rows, from ANALYZE's statistics
-# (the frequency array carries three summary numbers after the per-element ones: unnest pads the
-# lexemes with NULLs there).
-SQL_COMMON_LEXEMES = (
-    "SELECT e.lexeme FROM pg_stats s, "
-    "unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs) AS e(lexeme, freq) "
-    "WHERE s.schemaname = current_schema() AND s.tablename = 'memcubes' AND s.attname = 'tsv' "
-    "AND e.lexeme IS NOT NULL AND e.freq > %s"
+# A lexeme quoted for tsquery input (backslashes and quotes escaped): taken verbatim, never parsed again.
+_LEXEME_QUERY = r"('''' || replace(replace(l, E'\\', E'\\\\'), '''', '''''') || '''')::tsquery"
+# How many of a scope's active cubes hold each lexeme, counting no further than %(cap)s.
+SQL_LEXEME_COUNTS = (
+    "SELECT l AS lexeme, (SELECT count(*) FROM (SELECT 1 FROM memcubes m WHERE m.tenant = %(tenant)s "
+    "AND m.agent_id = %(agent_id)s AND {user} AND m.status = 'active' AND m.search_tsv @@ " + _LEXEME_QUERY +
+    " LIMIT %(cap)s) AS s) AS n FROM unnest(%(lexemes)s::text[]) AS l"
+)
+SQL_SCOPE_TEXT_STATS = (
+    "SELECT count(*) AS docs, coalesce(avg(search_len), 0) AS avg_len FROM memcubes m "
+    "WHERE m.tenant = %(tenant)s AND m.agent_id = %(agent_id)s AND {user} AND m.status = 'active'"
 )
 SQL_HNSW_SETTINGS = (
     "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
     "set_config('hnsw.ef_search', %s, true), set_config('hnsw.max_scan_tuples', %s, true)"
+)
+# The full-text half: the scope's documents holding any of the words, each word's document frequency among
+# them, and BM25 (an occurrence counts with the weight of its place: store/search_text.py).
+_TEXT_CTES = (
+    "txt_rows AS MATERIALIZED ("
+    "  SELECT m.id, m.search_tsv, m.search_len FROM memcubes m"
+    "  WHERE {where} AND m.search_tsv @@ %(tsquery)s::tsquery"
+    "), txt_terms AS ("
+    "  SELECT r.id, r.search_len AS len, u.lexeme,"
+    "         (SELECT sum(memcube_term_weight(w)) FROM unnest(u.weights) AS w) AS tf"
+    "  FROM txt_rows r, unnest(r.search_tsv) AS u WHERE u.lexeme = ANY(%(lexemes)s::text[])"
+    "), txt_df AS ("
+    "  SELECT lexeme, count(*) AS df FROM txt_terms GROUP BY lexeme"
+    "), txt AS ("
+    "  SELECT t.id, sum(ln(1 + (greatest(%(docs)s, d.df) - d.df + 0.5) / (d.df + 0.5))"
+    "                   * t.tf * (%(k1)s + 1) / (t.tf + %(k1)s * (1 - %(b)s + %(b)s * t.len / %(avg_len)s))) AS score"
+    "  FROM txt_terms t JOIN txt_df d USING (lexeme) GROUP BY t.id ORDER BY score DESC, t.id LIMIT %(n_text)s"
+    ")"
 )
 
 
@@ -66,6 +90,24 @@ class ScopeFilter:
     as_of: datetime | None = None
     # With a user_id: also the agent's memories that belong to no user.
     include_shared: bool = False
+
+
+@dataclass(frozen=True)
+class TextQuery:
+    """The full-text half of a search: the query's words kept, and the scope's document count and mean length."""
+
+    lexemes: Sequence[str]
+    docs: int
+    avg_len: float
+
+
+def tsquery_text(lexemes: Sequence[str], weights: str = "") -> str | None:
+    """Return tsquery input matching any of the lexemes, each quoted verbatim (and, with `weights`, only
+    at places of those weights); None when there are none."""
+    if not lexemes:
+        return None
+    suffix = ":" + weights if weights else ""
+    return " | ".join("'" + lex.replace("\\", "\\\\").replace("'", "''") + "'" + suffix for lex in lexemes)
 
 
 def _where(scope: ScopeFilter, alias: str) -> tuple[sql.Composable, dict[str, Any]]:
@@ -96,16 +138,22 @@ def _where(scope: ScopeFilter, alias: str) -> tuple[sql.Composable, dict[str, An
     return sql.SQL(" AND ").join(parts), params
 
 
-def search_candidates(conn: psycopg.Connection, *, scope: ScopeFilter, query_vector: np.ndarray, text: str,
-                      n_vector: int, n_text: int, plan: Plan, dim: int, ef_search: int = 100,
-                      max_scan_tuples: int = 100_000, common_lexemes: Sequence[str] = ()) -> list[dict[str, Any]]:
-    """Return the union of the top vector and top full-text candidates of a scope, each row with
-    `vector_distance` and `text_score` (None where that retriever did not find it).
+def _user(user_id: str | None) -> sql.Composable:
+    """The user part of a statistics scope: one user's cubes, or the whole agent's."""
+    return sql.SQL("m.user_id = %(user_id)s") if user_id is not None else sql.SQL("true")
 
-    `common_lexemes` are left out of the full-text query (see TSQUERY)."""
+
+def search_candidates(conn: psycopg.Connection, *, scope: ScopeFilter, query_vector: np.ndarray,
+                      text: TextQuery | None, n_vector: int, n_text: int, plan: Plan, dim: int,
+                      ef_search: int = 100, max_scan_tuples: int = 100_000) -> list[dict[str, Any]]:
+    """Return the union of the top vector and top full-text candidates of a scope, each row with
+    `vector_distance` and `text_score` (BM25; None where that retriever did not find it), and `text_own`:
+    whether the cube's own words matched (not only the words of turns next to it)."""
     where, params = _where(scope, "m")
-    params.update({"q": query_vector, "text": text, "n_vector": n_vector, "n_text": n_text,
-                   "common": list(common_lexemes)})
+    lexemes = list(text.lexemes) if text is not None else []
+    params.update({"q": query_vector, "n_vector": n_vector, "n_text": n_text, "lexemes": lexemes,
+                   "tsquery": tsquery_text(lexemes), "own": tsquery_text(lexemes, "A"), "docs": text.docs if text else 0,
+                   "avg_len": max(text.avg_len, 1.0) if text else 1.0, "k1": BM25_K1, "b": BM25_B})
     if plan == "exact":
         distance = sql.SQL("m.embedding <=> %(q)s")
     else:
@@ -115,11 +163,10 @@ def search_candidates(conn: psycopg.Connection, *, scope: ScopeFilter, query_vec
         "WITH vec AS ("
         "  SELECT m.id, {distance} AS distance FROM memcubes m"
         "  WHERE {where} AND m.embedding IS NOT NULL ORDER BY {distance} LIMIT %(n_vector)s"
-        "), txt AS ("
-        "  SELECT m.id, ts_rank(m.tsv, tq.q) AS score FROM memcubes m, (SELECT " + TSQUERY + " AS q) AS tq"
-        "  WHERE {where} AND m.tsv @@ tq.q ORDER BY score DESC, m.id LIMIT %(n_text)s"
-        "), ids AS (SELECT id FROM vec UNION SELECT id FROM txt) "
-        "SELECT {columns}, vec.distance AS vector_distance, txt.score AS text_score "
+        "), " + _TEXT_CTES + ", ids AS (SELECT id FROM vec UNION SELECT id FROM txt) "
+        "SELECT {columns}, vec.distance AS vector_distance, txt.score AS text_score, "
+        # Whether the cube's own words matched, not only its neighbours'.
+        "txt.id IS NOT NULL AND m.search_tsv @@ %(own)s::tsquery AS text_own "
         "FROM ids JOIN memcubes m ON m.id = ids.id LEFT JOIN vec ON vec.id = ids.id LEFT JOIN txt ON txt.id = ids.id"
     ).format(distance=distance, where=where, columns=sql.SQL(", ").join(
         sql.SQL("m.{}").format(sql.Identifier(c.strip())) for c in CUBE_COLUMNS.split(",")))
@@ -128,9 +175,39 @@ def search_candidates(conn: psycopg.Connection, *, scope: ScopeFilter, query_vec
     return conn.execute(query, params, prepare=False).fetchall()
 
 
-def common_lexemes(conn: psycopg.Connection, *, min_fraction: float) -> list[str]:
-    """Return the lexemes ANALYZE found in more than `min_fraction` of all memories (empty before ANALYZE)."""
-    return [row["lexeme"] for row in conn.execute(SQL_COMMON_LEXEMES, (min_fraction,)).fetchall()]
+def cubes_in_scope(conn: psycopg.Connection, *, scope: ScopeFilter, cube_ids: Sequence[UUID]) -> list[dict[str, Any]]:
+    """Return those of the given cubes that the scope filter admits (any order)."""
+    if not cube_ids:
+        return []
+    where, params = _where(scope, "m")
+    params["ids"] = list(cube_ids)
+    query = sql.SQL("SELECT {columns} FROM memcubes m WHERE {where} AND m.id = ANY(%(ids)s)").format(
+        columns=sql.SQL(", ").join(sql.SQL("m.{}").format(sql.Identifier(c.strip())) for c in CUBE_COLUMNS.split(",")),
+        where=where)
+    return conn.execute(query, params).fetchall()
+
+
+def query_lexemes(conn: psycopg.Connection, text: str) -> list[str]:
+    """Return the distinct lexemes of a text as full-text search normalizes them (stop words dropped)."""
+    return list(conn.execute(SQL_QUERY_LEXEMES, (text,)).fetchone()["lexemes"])
+
+
+def scope_text_stats(conn: psycopg.Connection, *, tenant: str, agent_id: str, user_id: str | None) -> tuple[int, float]:
+    """Return the number of active cubes of a scope (an agent, or one user of it) and their mean document length."""
+    query = sql.SQL(SQL_SCOPE_TEXT_STATS).format(user=_user(user_id))
+    row = conn.execute(query, {"tenant": tenant, "agent_id": agent_id, "user_id": user_id}).fetchone()
+    return int(row["docs"]), float(row["avg_len"])
+
+
+def lexeme_counts(conn: psycopg.Connection, *, tenant: str, agent_id: str, user_id: str | None,
+                  lexemes: Sequence[str], cap: int) -> dict[str, int]:
+    """Return how many active cubes of the scope hold each lexeme, counting each no further than `cap`."""
+    if not lexemes:
+        return {}
+    query = sql.SQL(SQL_LEXEME_COUNTS).format(user=_user(user_id))
+    rows = conn.execute(query, {"tenant": tenant, "agent_id": agent_id, "user_id": user_id,
+                                "lexemes": list(lexemes), "cap": cap}).fetchall()
+    return {row["lexeme"]: int(row["n"]) for row in rows}
 
 
 def count_vector_matches(conn: psycopg.Connection, *, scope: ScopeFilter, cap: int) -> int:

@@ -91,7 +91,17 @@ def test_context_never_exceeds_the_budget_and_keeps_core_whole(core_texts, paged
     for name, text in texts_by_section.items():
         assert tokens.count(text) == fitted.tokens[name]
     window = [p for p in fitted.sections["working"] if p is not c.scratchpad]
-    assert window == list(c.messages[len(c.messages) - len(window):])  # the newest, without gaps
+    # The newest messages, without gaps but for those recall already shows.
+    shown_by_recall = {context._key(p) for p in fitted.sections["recalled"]}
+    rest = list(window)
+    for message in reversed(c.messages):
+        if not rest:
+            break
+        if rest[-1] is message:
+            rest.pop()
+        else:
+            assert context._key(message) in shown_by_recall
+    assert rest == []
     for name in ("lessons", "recalled"):
         assert [p for p in getattr(c, name) if p in fitted.sections[name]] == fitted.sections[name]
 
@@ -218,3 +228,24 @@ def test_assembly_pages_in_what_keeps_being_recalled(env, conn, settings):
 
 def ctx_tenant(conn, cube_id):
     return conn.execute("SELECT tenant FROM memcubes WHERE id = %s", (cube_id,)).fetchone()["tenant"]
+
+
+def test_messages_the_window_cannot_show_are_recalled_and_filler_is_not(env):
+    said = env.say("chat", ["My name is Priya Sharma and I live in Berlin."] +
+                   [f"x{i}" for i in range(28)] + ["Can you check my order status?"], user_id="priya")
+    ctx = env.context("where does the customer live?", budget=120, session_id="chat")
+    working = [i.id for i in ctx.sections["working"].items]
+    recalled = [i.id for i in ctx.sections["recalled"].items]
+    assert said[0].id not in working  # too old for the room the window has
+    assert recalled == [said[0].id]  # but recalled, and nothing else: the filler shares no word, is not close
+    assert not set(working) & set(recalled)
+
+
+def test_recall_fills_a_large_budget_and_leaves_summaries_out(env):
+    facts = [f"Trip note {i}: the museum in city {i} opens at nine" for i in range(60)]
+    env.add("agent", facts)
+    env.add("agent", ["Session summary: the user asked about museum opening hours in many cities"], kind="summary")
+    small, large = env.context("museum opening hours", budget=300), env.context("museum opening hours", budget=3000)
+    assert len(large.sections["recalled"].items) == 60 > len(small.sections["recalled"].items) > 0
+    assert all(i.kind == "episodic" for i in large.sections["recalled"].items)
+    assert large.tokens <= 3000

@@ -121,7 +121,7 @@ def test_scoped_search_is_complete_among_many_scopes_after_many_repeats(conn, em
                           key=lambda i: -float(vectors[i][1] @ query))[:10]
         plan = "exact" if stats.scope_size(conn, tenant=tenant, agent_id=agent, cap=threshold + 1) <= threshold else "hnsw"
         rows = search_candidates(conn, scope=ScopeFilter(tenant=tenant, agent_id=agent), query_vector=to_vector(query),
-                                 text="zzzz", n_vector=10, n_text=10, plan=plan, dim=dim, ef_search=40)
+                                 text=None, n_vector=10, n_text=10, plan=plan, dim=dim, ef_search=40)
         got = [r["id"] for r in sorted(rows, key=lambda r: r["vector_distance"])]
         assert plan == ("exact" if threshold > 1000 else "hnsw")
         # HNSW is approximate: demand all 10 rows, and nearly all of the exact top 10.
@@ -149,21 +149,58 @@ def test_search_records_accesses_in_batches(runtime, embedder, settings, tenant)
     assert {r["id"] for r in rows} == set(counts)
 
 
-def test_words_common_to_all_memories_are_left_out_of_full_text_matching(conn, embedder, settings, tenant):
+def test_words_common_in_the_scope_are_left_out_of_full_text_matching(conn, embedder, settings, tenant):
     contents = [f"zebra sighting number {i} near the river" for i in range(40)] + ["a zebra and a quokka met"]
     add(conn, embedder, settings, tenant, "agent", contents)
-    conn.execute("ANALYZE memcubes")  # inside the test's transaction: rolled back with it
-    share = 40 / conn.execute("SELECT count(*) AS n FROM memcubes").fetchone()["n"]
-    assert "zebra" in SearchStats(0).common_lexemes(conn, min_fraction=share / 2)
-    assert SearchStats(0).common_lexemes(conn, min_fraction=1.0) == []
+    add(conn, embedder, settings, tenant, "quiet-agent", ["one zebra"] + [f"note {i}" for i in range(20)])
+    stats = SearchStats(0)
 
-    def text_matches(text, common):
+    def kept(text, agent_id="agent", fraction=0.5, max_matches=10_000):
+        return list(stats.text_query(conn, tenant=tenant, agent_id=agent_id, user_id=None,
+                                     lexemes=stats.query_lexemes(conn, text), common_fraction=fraction,
+                                     max_matches=max_matches).lexemes)
+
+    assert kept("zebra quokka") == ["quokka"]  # zebra: 41 of 41 memories of this agent
+    assert kept("zebra quokka", agent_id="quiet-agent") == ["quokka", "zebra"]  # 1 of 21 there
+    assert kept("zebra quokka", fraction=1.0) == ["quokka", "zebra"]
+    assert kept("zebra") == ["zebra"]  # every word common: all of them are kept
+    assert kept("river quokka", max_matches=10) == ["quokka"]  # 40 matches are over the bound
+
+    def text_matches(text):
+        tq = stats.text_query(conn, tenant=tenant, agent_id="agent", user_id=None,
+                              lexemes=stats.query_lexemes(conn, text), common_fraction=0.5, max_matches=10_000)
         rows = search_candidates(conn, scope=ScopeFilter(tenant=tenant, agent_id="agent"),
-                                 query_vector=to_vector(embedder.embed([text])[0]), text=text, n_vector=1,
-                                 n_text=100, plan="exact", dim=embedder.dim, common_lexemes=common)
+                                 query_vector=to_vector(embedder.embed([text])[0]), text=tq, n_vector=1,
+                                 n_text=100, plan="exact", dim=embedder.dim)
         return sorted(r["content"] for r in rows if r["text_score"] is not None)
 
-    assert len(text_matches("zebra quokka", [])) == 41
-    assert text_matches("zebra quokka", ["zebra"]) == ["a zebra and a quokka met"]
-    assert len(text_matches("zebra", ["zebra"])) == 41  # every word common: all of them are kept
-    assert text_matches("O'Neil \\ zebra's quokka", ["zebra"]) == ["a zebra and a quokka met"]
+    assert text_matches("zebra quokka") == ["a zebra and a quokka met"]
+    assert len(text_matches("zebra")) == 41
+    assert text_matches("O'Neil \\ zebra's quokka") == ["a zebra and a quokka met"]
+
+
+def test_another_tenants_memories_never_change_a_ranking(conn, embedder, settings, tenant):
+    add(conn, embedder, settings, tenant, "agent", FACTS)
+
+    now = datetime.now(timezone.utc)
+
+    def ranking():
+        request = SearchRequest(agent_id="agent", query="Caroline dog marathon Chicago", k=8, explain=True)
+        hits = search(conn, tenant=tenant, request=request, embedder=embedder, settings=settings,
+                      stats=SearchStats(0), now=now).hits
+        return [(h.id, round(h.score, 9), h.explain.text_score) for h in hits]
+
+    before = ranking()
+    noise = [f"Caroline and her dog ran the Chicago marathon, part {i}" for i in range(60)]
+    add(conn, embedder, settings, "t-noisy-neighbour", "agent", noise)
+    add(conn, embedder, settings, tenant, "other-agent", noise)
+    conn.execute("ANALYZE memcubes")
+    assert ranking() == before
+
+
+def test_bm25_prefers_the_rarer_word_of_the_scope(conn, embedder, settings, tenant):
+    add(conn, embedder, settings, tenant, "agent", [f"the weather note {i} was fine" for i in range(10)]
+        + ["the weather turned into a hailstorm", "a hailstorm is coming"])
+    hits = run(conn, embedder, settings, tenant, "weather hailstorm", k=3, explain=True).hits
+    assert {h.content for h in hits[:2]} == {"the weather turned into a hailstorm", "a hailstorm is coming"}
+    assert hits[2].explain.text_score is None  # "weather" is in 11 of 12: too common to match by

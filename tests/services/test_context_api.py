@@ -55,7 +55,7 @@ def test_small_budgets_keep_core_or_say_the_minimum(api, agent_id):
     error = refused.json()["error"]
     minimum = error["details"]["minimum"]
     assert f"at least {minimum}" in error["message"]
-    ctx = api.post("/v1/context", json={"agent_id": agent_id, "user_id": "ana", "query": "x",
+    ctx = api.post("/v1/context", json={"agent_id": agent_id, "user_id": "ana", "query": "Ana's favourite city",
                                         "budget": minimum}).json()
     assert ctx["tokens"] == minimum and len(ctx["sections"]["core"]["items"]) == 2
     assert ctx["sections"]["recalled"]["items"] == [] and ctx["sections"]["recalled"]["dropped"] >= 1
