@@ -75,3 +75,15 @@ from memcube.models.context import (  # noqa: F401
     ContextSection,
     Context,
 )
+from memcube.models.discovery import (  # noqa: F401
+    Page,
+    CubeFilter,
+    JobFilter,
+    JobKind,
+    AgentSummary,
+    SessionSummary,
+    DayCount,
+    DayJobs,
+    TokenUsage,
+    Overview,
+)
