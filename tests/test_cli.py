@@ -84,7 +84,13 @@ def test_up_serves_keeps_data_across_restarts_and_stops_cleanly(tmp_path):
     try:
         output = "".join(lines)
         assert f"API:         {base}" in output and f"Admin token: {token}" in output
+        assert f"Dashboard:   {base}/dashboard\n" in output
         assert httpx.get(f"{base}/readyz").status_code == 200
+        # The dashboard works on a fresh `memcube up`: sign in with the printed token, see the overview.
+        with httpx.Client(base_url=base, follow_redirects=True) as browser:
+            signed_in = browser.post("/dashboard/signin", data={"token": token})
+            assert signed_in.status_code == 200 and "Pick a tenant" in signed_in.text
+            assert browser.get("/dashboard").status_code == 200
         created = httpx.post(f"{base}/v1/memories", headers=headers,
                              json={"agent_id": "a", "content": "The spare tyre is under the boot floor"})
         assert created.status_code == 201

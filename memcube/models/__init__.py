@@ -87,3 +87,11 @@ from memcube.models.discovery import (  # noqa: F401
     TokenUsage,
     Overview,
 )
+from memcube.models.history import (  # noqa: F401
+    FieldChange,
+    TextOp,
+    VersionDiff,
+    LineageNode,
+    Lineage,
+)
+from memcube.models.dashboard import DashboardSession  # noqa: F401

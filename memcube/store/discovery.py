@@ -42,7 +42,9 @@ SQL_AGENT_USER_IDS = (
     "SELECT DISTINCT user_id FROM memcubes WHERE tenant = %s AND agent_id = %s AND user_id IS NOT NULL "
     "ORDER BY user_id LIMIT %s"
 )
-SQL_TENANT_COUNTS = "SELECT kind, tier, status, count(*) AS n FROM memcubes WHERE tenant = %s GROUP BY kind, tier, status"
+SQL_TENANT_COUNTS = (
+    "SELECT kind, tier, status, count(*) AS n FROM memcubes WHERE tenant = %s GROUP BY kind, tier, status"
+)
 SQL_TENANT_SESSIONS = "SELECT count(*) AS n FROM sessions WHERE tenant = %s"
 SQL_CREATED_PER_DAY = (
     "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n FROM memcubes "
