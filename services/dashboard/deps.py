@@ -172,6 +172,9 @@ class DashboardRoute(APIRoute):
                 response = render_error(request, 422, _problem(list(exc.errors())))
             except ValidationError as exc:
                 response = render_error(request, 422, _problem(list(exc.errors())))
+            except Exception:  # noqa: BLE001 - the edge of a page: log it, answer a page, not the API's JSON
+                log.exception("unhandled error on %s %s", request.method, request.url.path)
+                response = render_error(request, 500, "internal error; the server log has the details")
             response.headers.update(SECURITY_HEADERS)
             return response
 

@@ -7,6 +7,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
+from uuid import UUID
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -32,6 +33,17 @@ def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
+def _show(value: Any) -> str:
+    """A field's value for reading: text as it is, times in UTC, nothing as a dash, anything else as JSON."""
+    if value is None:
+        return "—"
+    if isinstance(value, (str, UUID)):
+        return str(value)
+    if isinstance(value, (datetime, date)):
+        return _dt(value)
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+
+
 def _short(value: Any, n: int = 120) -> str:
     text = "" if value is None else str(value)
     return text if len(text) <= n else text[: n - 1] + "…"
@@ -45,7 +57,7 @@ def _query(params: dict[str, Any], **changes: Any) -> str:
 
 env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
                   undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-env.filters.update(dt=_dt, pretty=_pretty, short=_short)
+env.filters.update(dt=_dt, pretty=_pretty, short=_short, show=_show)
 env.globals.update(query=_query, bar_chart=charts.bar_chart, growth_chart=charts.growth_chart,
                    jobs_chart=charts.jobs_chart, lineage_graph=charts.lineage_graph)
 
