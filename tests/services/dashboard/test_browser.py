@@ -222,6 +222,7 @@ def test_every_page_works_on_real_data(page, tenant_admin, server):
     shoot(page, "overview")
 
     page.goto("/dashboard/agents")
+    shoot(page, "agents")
     page.click(f"text={agent}")
     expect(page.get_by_test_id("agent-id")).to_have_text(agent)
     expect(page.get_by_test_id("core-budget")).to_contain_text("of 1000 tokens used")
@@ -247,6 +248,7 @@ def test_every_page_works_on_real_data(page, tenant_admin, server):
     expect(page).to_have_url(re.compile(fused["id"]))
 
     page.goto(f"/dashboard/memories/{lesson['id']}/edit")
+    shoot(page, "edit")
     page.fill("textarea[name=content]", "Check the courier's tracking page before apologising, then apologise")
     page.fill("input[name=reason]", "clearer")
     page.click("text=Review the change")
@@ -279,6 +281,7 @@ def test_every_page_works_on_real_data(page, tenant_admin, server):
     expect(page.get_by_test_id("keys")).not_to_contain_text(token)
     shoot(page, "keys")
     page.locator("tr", has_text="from-the-dashboard").locator("text=Revoke").click()
+    shoot(page, "confirm-revoke")
     page.get_by_test_id("confirm").click()
     expect(page.get_by_test_id("flash")).to_have_text("Revoked.")
     assert httpx.get(f"{server}/v1/agents", headers={"Authorization": f"Bearer {token}"}).status_code == 401
