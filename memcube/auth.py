@@ -13,6 +13,7 @@ import psycopg
 
 from memcube.errors import Forbidden, NotFound, Unauthorized
 from memcube.models import ApiKeyCreate, Principal
+from memcube.store import discovery as discovery_store
 from memcube.store import keys as key_store
 
 TOKEN_PREFIX = "mc_"
@@ -79,9 +80,27 @@ def list_keys(conn: psycopg.Connection, principal: Principal, tenant: str | None
     return key_store.list_keys(conn, tenant=_managed_tenant(principal, tenant))
 
 
-def revoke_key(conn: psycopg.Connection, principal: Principal, key_id: UUID) -> dict[str, Any]:
-    """Revoke a key; raises NotFound when it is not one the principal may manage."""
-    row = key_store.revoke_key(conn, key_id=key_id, tenant=_managed_tenant(principal, None))
+def get_key(conn: psycopg.Connection, principal: Principal, key_id: UUID, tenant: str | None = None) -> dict[str, Any]:
+    """Return a live key the principal may manage (of `tenant`, when given; never its token); raises NotFound."""
+    managed = _managed_tenant(principal, tenant)
+    row = key_store.find_key(conn, key_id)
+    if row is None or (managed is not None and row["tenant"] != managed):
+        raise NotFound(f"key {key_id} not found")
+    return row
+
+
+def revoke_key(conn: psycopg.Connection, principal: Principal, key_id: UUID,
+               tenant: str | None = None) -> dict[str, Any]:
+    """Revoke a key; raises NotFound when it is not one the principal may manage (of `tenant`, when given)."""
+    row = key_store.revoke_key(conn, key_id=key_id, tenant=_managed_tenant(principal, tenant))
     if row is None:
         raise NotFound(f"key {key_id} not found")
     return row
+
+
+def list_tenants(conn: psycopg.Connection, principal: Principal, limit: int = 1000) -> list[str]:
+    """Return the tenants that hold memories or keys (up to `limit`, in order); raises Forbidden unless the
+    principal is the bootstrap admin, the only one who acts across tenants."""
+    if not principal.superuser:
+        raise Forbidden("an admin key sees only its own tenant")
+    return discovery_store.list_tenants(conn, limit=limit)

@@ -152,7 +152,7 @@ def cmd_up(settings: Settings) -> int:
             if not supervisor.stopping.is_set():
                 log.error("the API did not become ready; see the messages above")
             return 0 if supervisor.stopping.is_set() else 1
-        print(f"MemCube is up.\n  API:         {base}\n  Docs:        {base}/docs\n"
+        print(f"MemCube is up.\n  API:         {base}\n  Dashboard:   {base}/dashboard\n  Docs:        {base}/docs\n"
               f"  Admin token: {token}\n  Data:        {home}\nCtrl-C stops everything.", flush=True)
         code = supervisor.run()
     finally:

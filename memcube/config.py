@@ -124,6 +124,14 @@ class Settings(BaseSettings):
         default=0.5, ge=0, le=1,
         description="Share of the budget left after core that the working window fills before recalled memories.")
 
+    # Dashboard
+    dashboard_session_seconds: int = Field(
+        default=28_800, ge=60, le=30 * 86_400, description="How long a dashboard sign-in lasts.")
+    dashboard_secret: str | None = Field(
+        default=None, min_length=32,
+        description="Key that signs dashboard cookies; unset: derived from the admin token, or else generated "
+                    "and kept in $MEMCUBE_HOME/dashboard_secret.")
+
     # Workers and consolidation
     broker_url: str | None = Field(default=None, description="Celery broker (a Redis URL); unset means REDIS_URL.")
     worker_concurrency: int = Field(default=1, ge=1, le=64, description="Tasks one `memcube worker` runs at once.")

@@ -13,9 +13,10 @@ from memcube.config import Settings
 from memcube.consolidation.trigger import note_episodes
 from memcube.embedder import Embedder, check_vector
 from memcube.errors import Conflict, InvalidInput, StaleVersion, TooLarge
-from memcube.models import FuseRequest, LinkCreate, MemCubeCreate, MemCubePatch
+from memcube.models import CubeFilter, FuseRequest, LinkCreate, MemCubeCreate, MemCubePatch
 from memcube.store import cubes as store
 from memcube.store import links as link_store
+from memcube.store.cursor import check_limit
 
 
 def provenance(source: str, actor: str, *, reason: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -243,6 +244,17 @@ def list_links(conn: psycopg.Connection, *, tenant: str, cube_id: UUID, limit: i
     """Return the links from and to a cube; raises NotFound."""
     store.get_cube(conn, tenant=tenant, cube_id=cube_id)
     return link_store.list_links(conn, tenant=tenant, cube_id=cube_id, limit=limit)
+
+
+def list_cubes(conn: psycopg.Connection, *, tenant: str, filters: CubeFilter, limit: int,
+               cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    """Return one page of the tenant's cubes matching `filters`, newest first, and the next page's cursor (None at
+    the end); raises InvalidInput for a bad limit or cursor."""
+    check_limit(limit)
+    values = filters.model_dump()
+    if values["status"] == "any":
+        values["status"] = None
+    return store.list_cubes(conn, tenant=tenant, filters=values, limit=limit, cursor=cursor)
 
 
 def history(conn: psycopg.Connection, *, tenant: str, cube_id: UUID) -> list[dict[str, Any]]:

@@ -13,8 +13,10 @@ import psycopg_pool
 
 from memcube.config import Settings
 from memcube.errors import Conflict, NotFound
+from memcube.models import JobFilter
 from memcube.store import jobs as job_store
 from memcube.store import outbox as outbox_store
+from memcube.store.cursor import check_limit, decode_cursor, encode_cursor
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,17 @@ def enqueue_consolidation(conn: psycopg.Connection, *, tenant: str, agent_id: st
 def get_job(conn: psycopg.Connection, *, tenant: str, job_id: UUID) -> dict[str, Any]:
     """Return a job of the tenant; raises NotFound."""
     return job_store.get_job(conn, tenant=tenant, job_id=job_id)
+
+
+def list_jobs(conn: psycopg.Connection, *, tenant: str, filters: JobFilter, limit: int,
+              cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    """Return one page of the tenant's jobs matching `filters`, newest first, and the next page's cursor (None at
+    the end); raises InvalidInput for a bad limit or cursor."""
+    check_limit(limit)
+    after = decode_cursor(cursor, datetime, UUID) if cursor else None
+    rows = job_store.list_jobs(conn, tenant=tenant, filters=filters.model_dump(), after=after, limit=limit + 1)
+    last = rows[limit - 1] if len(rows) > limit else None
+    return rows[:limit], None if last is None else encode_cursor(last["created_at"], last["id"])
 
 
 def claim(pool: psycopg_pool.ConnectionPool, *, job_id: UUID, owner: str,

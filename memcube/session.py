@@ -20,8 +20,10 @@ from memcube.config import Settings
 from memcube.cube import check_content, create_cubes
 from memcube.embedder import Embedder
 from memcube.errors import Conflict, NotFound, TooLarge
-from memcube.models import Appended, MemCubeCreate, Message, MessageAppend, Scratchpad, ScratchpadPut, WorkingMemory
+from memcube.models import (Appended, MemCubeCreate, Message, MessageAppend, Scratchpad, ScratchpadPut, SessionSummary,
+                            WorkingMemory)
 from memcube.store import sessions as store
+from memcube.store.cursor import check_limit, decode_cursor, encode_cursor
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +152,18 @@ def working_memory(conn: psycopg.Connection, client: redis.Redis, *, tenant: str
     return WorkingMemory(session_id=session_id, agent_id=session["agent_id"], user_id=session["user_id"],
                          messages=messages, scratchpad=session["scratchpad"], tokens=sum(m.tokens for m in messages),
                          turns=session["next_turn"], rebuilt=rebuilt)
+
+
+def list_sessions(conn: psycopg.Connection, *, tenant: str, agent_id: str, user_id: str | None = None,
+                  limit: int, cursor: str | None) -> tuple[list[SessionSummary], str | None]:
+    """Return one page of an agent's sessions (of one user, if given), newest first, and the next page's cursor
+    (None at the end); raises InvalidInput for a bad limit or cursor."""
+    check_limit(limit)
+    after = decode_cursor(cursor, datetime, str) if cursor else None
+    rows = store.list_sessions(conn, tenant=tenant, agent_id=agent_id, user_id=user_id, after=after, limit=limit + 1)
+    items = [SessionSummary(turns=row["next_turn"], **row) for row in rows[:limit]]
+    last = rows[limit - 1] if len(rows) > limit else None
+    return items, None if last is None else encode_cursor(last["created_at"], last["session_id"])
 
 
 def set_scratchpad(conn: psycopg.Connection, *, tenant: str, session_id: str, body: ScratchpadPut,

@@ -84,6 +84,7 @@ def test_up_serves_keeps_data_across_restarts_and_stops_cleanly(tmp_path):
     try:
         output = "".join(lines)
         assert f"API:         {base}" in output and f"Admin token: {token}" in output
+        assert f"Dashboard:   {base}/dashboard\n" in output
         assert httpx.get(f"{base}/readyz").status_code == 200
         created = httpx.post(f"{base}/v1/memories", headers=headers,
                              json={"agent_id": "a", "content": "The spare tyre is under the boot floor"})
@@ -96,6 +97,16 @@ def test_up_serves_keeps_data_across_restarts_and_stops_cleanly(tmp_path):
         assert accepted.status_code == 202
         job = wait_job(base, headers, accepted.json()["job_id"])
         assert (job["state"], job["engine"], job["counts"]["added"]) == ("succeeded", "heuristic", 1)
+        # Every page of the dashboard works on a fresh `memcube up`, signed in with the printed token.
+        with httpx.Client(base_url=base, follow_redirects=True) as browser:
+            signed_in = browser.post("/dashboard/signin", data={"token": token})
+            assert signed_in.status_code == 200 and "Pick a tenant" in signed_in.text
+            for path in ("/dashboard", "/dashboard/agents", "/dashboard/agent?agent_id=a", "/dashboard/memories",
+                         "/dashboard/memories?agent_id=a&q=spare+wheel", f"/dashboard/memories/{created.json()['id']}",
+                         "/dashboard/jobs", "/dashboard/keys", "/dashboard/tenants"):
+                page = browser.get(path)
+                assert page.status_code == 200 and "<html" in page.text, path
+            assert job["id"][:8] in browser.get("/dashboard/jobs").text
     finally:
         code = stop(process, signal.SIGTERM)
     assert code == 0

@@ -76,3 +76,23 @@ from memcube.models.context import (  # noqa: F401
     ContextSection,
     Context,
 )
+from memcube.models.discovery import (  # noqa: F401
+    Page,
+    CubeFilter,
+    JobFilter,
+    JobKind,
+    AgentSummary,
+    SessionSummary,
+    DayCount,
+    DayJobs,
+    TokenUsage,
+    Overview,
+)
+from memcube.models.history import (  # noqa: F401
+    FieldChange,
+    TextOp,
+    VersionDiff,
+    LineageNode,
+    Lineage,
+)
+from memcube.models.dashboard import DashboardSession  # noqa: F401

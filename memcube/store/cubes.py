@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from datetime import datetime
 from typing import Any, Sequence
 from uuid import UUID
@@ -15,6 +13,7 @@ from psycopg.types.json import Jsonb
 
 from memcube.errors import InvalidInput, NotFound, StaleVersion
 from memcube.store import search_text
+from memcube.store.cursor import decode_cursor, encode_cursor
 
 # The columns a cube is read with everywhere (no embedding, no tsv: they are never returned).
 CUBE_COLUMNS = (
@@ -229,25 +228,13 @@ def list_versions(conn: psycopg.Connection, *, tenant: str, cube_id: UUID) -> li
     return rows
 
 
-def encode_cursor(row: dict[str, Any]) -> str:
-    """Return an opaque cursor that resumes a listing after `row`."""
-    raw = json.dumps([row["created_at"].isoformat(), str(row["id"])])
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
-    """Return the position a cursor encodes; raises InvalidInput on a cursor this service did not make."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        created_at, cube_id = json.loads(base64.urlsafe_b64decode(padded.encode()).decode())
-        return datetime.fromisoformat(created_at), UUID(cube_id)
-    except (ValueError, TypeError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInput("cursor is not valid; pass back `next_cursor` unchanged") from exc
-
-
 def list_cubes(conn: psycopg.Connection, *, tenant: str, filters: dict[str, Any], limit: int,
                cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
-    """Return one page of cubes, newest first, and the cursor of the next page (None at the end)."""
+    """Return one page of cubes, newest first, and the cursor of the next page (None at the end).
+
+    `filters` may hold agent_id, user_id, session_id, kind, tier, status, tag (all equalities; None: any), and
+    since / until (created_at at or after / before).
+    """
     conditions = [sql.SQL("tenant = %s")]
     params: list[Any] = [tenant]
     for field in ("agent_id", "user_id", "session_id", "kind", "tier", "status"):
@@ -258,16 +245,22 @@ def list_cubes(conn: psycopg.Connection, *, tenant: str, filters: dict[str, Any]
     if filters.get("tag") is not None:
         conditions.append(sql.SQL("tags @> %s"))
         params.append([filters["tag"]])
+    if filters.get("since") is not None:
+        conditions.append(sql.SQL("created_at >= %s"))
+        params.append(filters["since"])
+    if filters.get("until") is not None:
+        conditions.append(sql.SQL("created_at < %s"))
+        params.append(filters["until"])
     if cursor:
-        created_at, cube_id = decode_cursor(cursor)
+        created_at, cube_id = decode_cursor(cursor, datetime, UUID)
         conditions.append(sql.SQL("(created_at, id) < (%s, %s)"))
         params.extend([created_at, cube_id])
     query = sql.SQL("SELECT {} FROM memcubes WHERE {} ORDER BY created_at DESC, id DESC LIMIT %s").format(
         sql.SQL(CUBE_COLUMNS), sql.SQL(" AND ").join(conditions))
     params.append(limit + 1)
     rows = conn.execute(query, params).fetchall()
-    next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
-    return rows[:limit], next_cursor
+    last = rows[limit - 1] if len(rows) > limit else None
+    return rows[:limit], None if last is None else encode_cursor(last["created_at"], last["id"])
 
 
 def record_access(conn: psycopg.Connection, counts: dict[UUID, tuple[int, datetime]]) -> int:

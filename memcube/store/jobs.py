@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import psycopg
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from memcube.errors import NotFound
@@ -77,6 +79,14 @@ SQL_FAILED_LATELY = (
     "SELECT 1 FROM jobs WHERE tenant = %(tenant)s AND kind = %(kind)s AND agent_id = %(agent_id)s "
     "AND user_id IS NOT DISTINCT FROM %(user_id)s AND state = 'failed' "
     "AND finished_at > now() - make_interval(secs => %(seconds)s) LIMIT 1"
+)
+SQL_PER_DAY = (
+    "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, state, count(*) AS n FROM jobs "
+    "WHERE tenant = %s AND created_at >= %s GROUP BY day, state ORDER BY day, state"
+)
+SQL_USAGE = (
+    "SELECT count(*) AS jobs, coalesce(sum(tokens_in), 0) AS tokens_in, coalesce(sum(tokens_out), 0) AS tokens_out, "
+    "coalesce(sum(llm_calls), 0) AS llm_calls FROM jobs WHERE tenant = %s AND created_at >= %s"
 )
 
 
@@ -169,3 +179,31 @@ def stalled_jobs(conn: psycopg.Connection, *, quiet_seconds: float, limit: int) 
 def touch_jobs(conn: psycopg.Connection, job_ids: list[UUID]) -> None:
     """Mark jobs as just handled, so a scan does not pick them again at once."""
     conn.execute(SQL_TOUCH, (job_ids,))
+
+
+def list_jobs(conn: psycopg.Connection, *, tenant: str, filters: dict[str, Any],
+              after: tuple[datetime, UUID] | None, limit: int) -> list[dict[str, Any]]:
+    """Return up to `limit` jobs of the tenant matching `filters` (agent_id, state, kind; None: any), newest first
+    (through jobs_tenant or jobs_agent), after the position `after` (created_at, id) of the previous page."""
+    conditions = [sql.SQL("tenant = %s")]
+    params: list[Any] = [tenant]
+    for field in ("agent_id", "state", "kind"):
+        if filters.get(field) is not None:
+            conditions.append(sql.SQL("{} = %s").format(sql.Identifier(field)))
+            params.append(filters[field])
+    if after is not None:
+        conditions.append(sql.SQL("(created_at, id) < (%s, %s)"))
+        params.extend(after)
+    query = sql.SQL("SELECT {} FROM jobs WHERE {} ORDER BY created_at DESC, id DESC LIMIT %s").format(
+        sql.SQL(JOB_COLUMNS), sql.SQL(" AND ").join(conditions))
+    return conn.execute(query, [*params, limit]).fetchall()
+
+
+def jobs_per_day(conn: psycopg.Connection, *, tenant: str, since: datetime) -> list[dict[str, Any]]:
+    """Return (day, state, n): the tenant's jobs created each UTC day since `since`, by state."""
+    return conn.execute(SQL_PER_DAY, (tenant, since)).fetchall()
+
+
+def token_usage(conn: psycopg.Connection, *, tenant: str, since: datetime) -> dict[str, Any]:
+    """Return the number of the tenant's jobs created since `since` and their LLM tokens in and out and calls."""
+    return conn.execute(SQL_USAGE, (tenant, since)).fetchone()

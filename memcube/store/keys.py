@@ -14,6 +14,7 @@ SQL_INSERT = (
     "RETURNING " + KEY_COLUMNS
 )
 SQL_BY_HASH = "SELECT " + KEY_COLUMNS + " FROM api_keys WHERE token_hash = %s AND revoked_at IS NULL"
+SQL_BY_ID = "SELECT " + KEY_COLUMNS + " FROM api_keys WHERE id = %s AND revoked_at IS NULL"
 SQL_LIST = "SELECT " + KEY_COLUMNS + " FROM api_keys WHERE (%s::text IS NULL OR tenant = %s) ORDER BY created_at, id"
 SQL_REVOKE = (
     "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = %s AND (%s::text IS NULL OR tenant = %s) "
@@ -30,6 +31,11 @@ def insert_key(conn: psycopg.Connection, *, key_id: UUID, tenant: str, name: str
 def find_key_by_hash(conn: psycopg.Connection, token_hash: bytes) -> dict[str, Any] | None:
     """Return the live key with this token hash, or None."""
     return conn.execute(SQL_BY_HASH, (token_hash,)).fetchone()
+
+
+def find_key(conn: psycopg.Connection, key_id: UUID) -> dict[str, Any] | None:
+    """Return the live key with this id, or None (unknown or revoked)."""
+    return conn.execute(SQL_BY_ID, (key_id,)).fetchone()
 
 
 def list_keys(conn: psycopg.Connection, *, tenant: str | None) -> list[dict[str, Any]]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Sequence
 from uuid import UUID
 
 import psycopg
+from psycopg import sql
 
 from memcube.errors import NotFound
 
@@ -80,6 +82,23 @@ def list_recent(conn: psycopg.Connection, *, tenant: str, session_id: str, end: 
                 limit: int) -> list[dict[str, Any]]:
     """Return the last `limit` shown messages before turn `end`, newest first."""
     return conn.execute(SQL_RECENT, (tenant, session_id, end, limit)).fetchall()
+
+
+def list_sessions(conn: psycopg.Connection, *, tenant: str, agent_id: str, user_id: str | None,
+                  after: tuple[datetime, str] | None, limit: int) -> list[dict[str, Any]]:
+    """Return up to `limit` sessions of an agent (of one user, if given), newest first (through sessions_agent),
+    after the position `after` (created_at, session_id) of the previous page."""
+    conditions = [sql.SQL("tenant = %s"), sql.SQL("agent_id = %s")]
+    params: list[Any] = [tenant, agent_id]
+    if user_id is not None:
+        conditions.append(sql.SQL("user_id = %s"))
+        params.append(user_id)
+    if after is not None:
+        conditions.append(sql.SQL("(created_at, session_id) < (%s, %s)"))
+        params.extend(after)
+    query = sql.SQL("SELECT {} FROM sessions WHERE {} ORDER BY created_at DESC, session_id DESC LIMIT %s").format(
+        sql.SQL(SESSION_COLUMNS), sql.SQL(" AND ").join(conditions))
+    return conn.execute(query, [*params, limit]).fetchall()
 
 
 def set_scratchpad(conn: psycopg.Connection, *, tenant: str, session_id: str, content: str) -> dict[str, Any]:

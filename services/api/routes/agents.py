@@ -1,4 +1,4 @@
-"""Routes of /v1/agents/{agent_id}/consolidate: ask for consolidation now."""
+"""Routes of /v1/agents: list the agents of a tenant; ask for an agent's consolidation now."""
 
 from __future__ import annotations
 
@@ -6,12 +6,19 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from memcube import jobs
-from memcube.models import ConsolidateRequest, JobAccepted
-from services.api.deps import Conn, Writer
-from services.api.params import PathIdent
+from memcube import agent, jobs
+from memcube.models import AgentSummary, ConsolidateRequest, JobAccepted, Page
+from services.api.deps import Conn, Reader, Writer
+from services.api.params import Cursor, Limit, PathIdent
 
 router = APIRouter(prefix="/v1/agents", tags=["background work"])
+
+
+@router.get("", response_model=Page[AgentSummary], tags=["discovery"])
+def list_agents(conn: Conn, who: Reader, limit: Limit = 50,
+                cursor: Cursor = None) -> Any:
+    items, next_cursor = agent.list_agents(conn, tenant=who.tenant, limit=limit, cursor=cursor)
+    return {"items": items, "next_cursor": next_cursor}
 
 
 @router.post("/{agent_id}/consolidate", status_code=202, response_model=JobAccepted)

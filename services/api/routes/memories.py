@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Response
@@ -11,10 +11,10 @@ from pydantic import BaseModel
 
 from memcube import cube
 from memcube.errors import InvalidInput
-from memcube.models import (FuseRequest, Kind, Link, LinkCreate, MemCube, MemCubeCreate, MemCubePatch, Status,
-                            Tier, Version, as_utc)
-from memcube.store import cubes as cube_store
+from memcube.models import (CubeFilter, FuseRequest, Link, LinkCreate, MemCube, MemCubeCreate, MemCubePatch, Page,
+                            Version, as_utc)
 from services.api.deps import Conn, Reader, RuntimeDep, Writer
+from services.api.params import Cursor, Limit
 
 router = APIRouter(prefix="/v1/memories", tags=["memories"])
 
@@ -25,11 +25,6 @@ class BatchCreate(BaseModel):
 
 class Items(BaseModel):
     items: list[MemCube]
-
-
-class Page(BaseModel):
-    items: list[MemCube]
-    next_cursor: str | None
 
 
 class History(BaseModel):
@@ -74,25 +69,12 @@ def create_batch(body: BatchCreate, conn: Conn, rt: RuntimeDep, who: Writer) -> 
     return {"items": rows}
 
 
-@router.get("", response_model=Page)
-def list_memories(
-    conn: Conn, who: Reader,
-    agent_id: Annotated[str | None, Query(max_length=256)] = None,
-    user_id: Annotated[str | None, Query(max_length=256)] = None,
-    session_id: Annotated[str | None, Query(max_length=256)] = None,
-    kind: Kind | None = None, tier: Tier | None = None,
-    status: Status | Literal["any"] = "active",
-    tag: Annotated[str | None, Query(max_length=128)] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
-) -> Any:
-    filters = {"agent_id": agent_id, "user_id": user_id, "session_id": session_id, "kind": kind, "tier": tier,
-               "status": None if status == "any" else status, "tag": tag}
-    for name, value in filters.items():
-        if isinstance(value, str) and "\x00" in value:
-            raise InvalidInput(f"{name} must not contain NUL characters")
-    rows, next_cursor = cube_store.list_cubes(conn, tenant=who.tenant, filters=filters, limit=limit, cursor=cursor)
-    return {"items": rows, "next_cursor": next_cursor}
+@router.get("", response_model=Page[MemCube])
+def list_memories(conn: Conn, who: Reader, filters: Annotated[CubeFilter, Query()],
+                  limit: Limit = 50,
+                  cursor: Cursor = None) -> Any:
+    items, next_cursor = cube.list_cubes(conn, tenant=who.tenant, filters=filters, limit=limit, cursor=cursor)
+    return {"items": items, "next_cursor": next_cursor}
 
 
 @router.post("/fuse", status_code=201, response_model=Fused)

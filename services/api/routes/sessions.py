@@ -1,4 +1,5 @@
-"""Routes of /v1/sessions: append messages, read the working window, write the scratchpad."""
+"""Routes of /v1/sessions: list an agent's sessions, append messages, read the working window, write the
+scratchpad."""
 
 from __future__ import annotations
 
@@ -7,11 +8,20 @@ from typing import Any
 from fastapi import APIRouter
 
 from memcube import session
-from memcube.models import Appended, MessageAppend, Scratchpad, ScratchpadPut, WorkingMemory
+from memcube.models import (Appended, MessageAppend, Page, Scratchpad, ScratchpadPut, SessionSummary,
+                            WorkingMemory)
 from services.api.deps import Conn, Reader, RuntimeDep, Writer
-from services.api.params import PathIdent, QueryIdent
+from services.api.params import Cursor, Limit, PathIdent, QueryIdent, RequiredQueryIdent
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+
+@router.get("", response_model=Page[SessionSummary])
+def list_sessions(agent_id: RequiredQueryIdent, conn: Conn, who: Reader, user_id: QueryIdent = None,
+                  limit: Limit = 50,
+                  cursor: Cursor = None) -> Any:
+    items, next_cursor = session.list_sessions(conn, tenant=who.tenant, agent_id=agent_id, user_id=user_id,
+                                               limit=limit, cursor=cursor)
+    return {"items": items, "next_cursor": next_cursor}
 
 
 @router.post("/{session_id}/messages", status_code=201, response_model=Appended)
