@@ -47,11 +47,13 @@ _VALUE = r"(?P<value>[^.,;!?\n()\"]{1,80}?)"
 _NEW_CLAUSE = (r"\s+(?:and|or|so|&)\s+(?:I|I'm|I've|I'd|I'll|im|my|we|we're|we've|it|it's|this|that|he|she|"
                r"they|you|there|me)\b")
 # A value ends at punctuation, at the end, before a clause that starts something else, or before a new clause.
-_END = (r"(?=\s*(?:[.,;!?\n()\"]|$)|" + _NEW_CLAUSE + r"|\s+(?:because|since|but|and then|so that|which|where|"
+_BREAK = r"\s*(?:[.,;!?\n()\"]|:\s|$)|\s*[-\u2013\u2014]+\s"
+_END = (r"(?=" + _BREAK + r"|" + _NEW_CLAUSE + r"|\s+(?:because|since|but|and then|so that|which|where|"
         r"when|if|though|although|while|as well as|who|whom|after|before|until|for|with|in|at|on|from|to|near|"
         r"during|by|last|next|every|as|cause|cuz)\b)")
-# "my X is Y": Y runs to the end of its clause (it may hold prepositions: "to live in Paris").
-_CLAUSE_END = (r"(?=\s*(?:[.,;!?\n()\"]|$)|" + _NEW_CLAUSE + r"|\s+(?:because|since|but|if|when|which|who|while|"
+# "my X is Y" and opinions: Y runs to the end of its clause (it may hold prepositions: "to live in Paris",
+# "listening to Nils Frahm").
+_CLAUSE_END = (r"(?=" + _BREAK + r"|" + _NEW_CLAUSE + r"|\s+(?:because|since|but|if|when|which|who|while|"
                r"although|though|unless|whereas|cause|cuz)\b)")
 _I = r"\bI(?:\s+|(?='))"
 _I_AM = r"\b(?:I'm|I\s+am|im)\s+"
@@ -63,65 +65,78 @@ _FLAGS = re.IGNORECASE
 @dataclass(frozen=True)
 class Pattern:
     attribute: str
+    # Words one of which a sentence must hold (lower-cased) for the regex to be worth running: most hold none.
+    keys: tuple[str, ...]
     regex: re.Pattern[str]
     template: str
 
 
-def _p(attribute: str, body: str, template: str, end: str = _END) -> Pattern:
-    return Pattern(attribute, re.compile(body + end, _FLAGS), template)
+def _p(attribute: str, keys: tuple[str, ...], body: str, template: str, end: str = _END) -> Pattern:
+    return Pattern(attribute, keys, re.compile(body + end, _FLAGS), template)
 
 
+_LIKES = ("like", "love", "adore", "enjoy", "prefer", "hate", "dislike", "detest", "loathe", "stand")
+_DIGITS = tuple("0123456789")
+_LIVES, _WORKS_AT, _WORKS_AS = "{s} lives in {v}", "{s} works at {v}", "{s} works as {a} {v}"
+_NAME, _AGE = "{sp} name is {v}", "{s} is {v} years old"
 _STILL = r"(?=\s+(?:for|since)\s)"  # "I've lived in Tokyo for three years": still true; "I've lived in Tokyo": not
 PATTERNS = [
-    _p("lives_in", _I + _ADVERBS + r"(?:live|reside)\s+in\s+" + _VALUE, "{s} lives in {v}"),
-    _p("lives_in", _I_AM + _ADVERBS + r"(?:living|residing|based|settled)\s+in\s+" + _VALUE, "{s} lives in {v}"),
-    _p("lives_in", r"\b(?:I|we)(?:'ve|\s+have)?\s+" + _ADVERBS + r"(?:moved|relocated)\s+(?:back\s+)?to\s+" + _VALUE,
-       "{s} lives in {v}"),
-    _p("lives_in", r"\bwe(?:'re|\s+are)?\s+" + _ADVERBS + r"(?:live|living|based)\s+in\s+" + _VALUE,
-       "{s} lives in {v}"),
-    _p("lives_in", r"^(?:(?:just|finally|recently)\s+)?(?:moved|relocated)\s+to\s+" + _VALUE, "{s} lives in {v}"),
-    _p("lives_in", _I_HAVE + _ADVERBS + r"lived\s+in\s+" + _VALUE, "{s} lives in {v}", _STILL),
-    _p("lives_in", r"\bmy\s+(?:home|house|apartment|flat)\s+is\s+in\s+" + _VALUE, "{s} lives in {v}"),
-    _p("occupation", _I + _ADVERBS + r"(?:work|am working|'m working)\s+as\s+(?P<article>an?)\s+" + _VALUE,
-       "{s} works as {a} {v}"),
-    _p("occupation", _I_HAVE + r"been\s+working\s+as\s+(?P<article>an?)\s+" + _VALUE, "{s} works as {a} {v}"),
-    _p("occupation", _I_AM + r"(?:now\s+)?(?P<article>an?)\s+(?P<job>" + r"(?:[\w-]+\s+){0,2}[\w-]+)" + r"(?P<value>)",
-       "{s} works as {a} {v}"),
-    _p("works_at", _I + _ADVERBS + r"(?:work|am working|'m working)\s+(?:at|for)\s+" + _VALUE, "{s} works at {v}"),
-    _p("works_at", r"\bI(?:'ve|\s+have)?\s+" + _ADVERBS + r"(?:started|begun|began)\s+(?:working|a new job)\s+"
-       r"(?:at|for)\s+" + _VALUE, "{s} works at {v}"),
-    _p("works_at", _I_HAVE + _ADVERBS + r"(?:worked|been working)\s+(?:at|for)\s+" + _VALUE, "{s} works at {v}",
-       _STILL),
-    _p("name", r"\bmy\s+name(?:\s+is|'s)\s+" + _VALUE, "{sp} name is {v}"),
-    _p("name", r"\bcall\s+me\s+" + _VALUE, "{sp} name is {v}"),
-    _p("name", r"\b(?:hi|hello|hey|hiya)(?:\s+there)?[,!]?\s+(?:I'm|I\s+am)\s+" + _VALUE, "{sp} name is {v}"),
-    _p("name", r"^(?:I'm|I\s+am)\s+" + _VALUE, "{sp} name is {v}", r"(?=\s*,?\s+(?:by the way|btw|here)\b)"),
-    _p("age", _I_AM + r"(?P<value>\d{1,3})(?:\s+years?\s+old|\s*yo|\s*y/o)?",
-       "{s} is {v} years old", r"(?=\s*(?:[,;!?]|\.|$)|\s+(?:and|but|now|btw|so)\b)"),
-    _p("age", _I + r"(?:just\s+)?turned\s+(?P<value>\d{1,3})", "{s} is {v} years old",
+    _p("lives_in", ("live", "resid"), _I + _ADVERBS + r"(?:live|reside)\s+in\s+" + _VALUE, _LIVES),
+    _p("lives_in", ("living", "residing", "based", "settled"),
+       _I_AM + _ADVERBS + r"(?:living|residing|based|settled)\s+in\s+" + _VALUE, _LIVES),
+    _p("lives_in", ("moved", "relocated"),
+       r"\b(?:I|we)(?:'ve|\s+have)?\s+" + _ADVERBS + r"(?:moved|relocated)\s+(?:back\s+)?to\s+" + _VALUE, _LIVES),
+    _p("lives_in", ("live", "living", "based"),
+       r"\bwe(?:'re|\s+are)?\s+" + _ADVERBS + r"(?:live|living|based)\s+in\s+" + _VALUE, _LIVES),
+    _p("lives_in", ("moved", "relocated"),
+       r"^(?:(?:just|finally|recently)\s+)?(?:moved|relocated)\s+to\s+" + _VALUE, _LIVES),
+    _p("lives_in", ("lived",), _I_HAVE + _ADVERBS + r"lived\s+in\s+" + _VALUE, _LIVES, _STILL),
+    _p("lives_in", ("home", "house", "apartment", "flat"),
+       r"\bmy\s+(?:home|house|apartment|flat)\s+is\s+in\s+" + _VALUE, _LIVES),
+    _p("occupation", ("work",),
+       _I + _ADVERBS + r"(?:work|am working|'m working)\s+as\s+(?P<article>an?)\s+" + _VALUE, _WORKS_AS),
+    _p("occupation", ("working",), _I_HAVE + r"been\s+working\s+as\s+(?P<article>an?)\s+" + _VALUE, _WORKS_AS),
+    _p("occupation", ("'m a", "'m an", " am a", "im a"),
+       _I_AM + r"(?:now\s+)?(?P<article>an?)\s+(?P<job>(?:[\w-]+\s+){0,2}[\w-]+)(?P<value>)", _WORKS_AS),
+    _p("works_at", ("work",), _I + _ADVERBS + r"(?:work|am working|'m working)\s+(?:at|for)\s+" + _VALUE, _WORKS_AT),
+    _p("works_at", ("started", "begun", "began"), r"\bI(?:'ve|\s+have)?\s+" + _ADVERBS
+       + r"(?:started|begun|began)\s+(?:working|a new job)\s+(?:at|for)\s+" + _VALUE, _WORKS_AT),
+    _p("works_at", ("worked", "working"),
+       _I_HAVE + _ADVERBS + r"(?:worked|been working)\s+(?:at|for)\s+" + _VALUE, _WORKS_AT, _STILL),
+    _p("name", ("name",), r"\bmy\s+name(?:\s+is|'s)\s+" + _VALUE, _NAME),
+    _p("name", ("call me",), r"\bcall\s+me\s+" + _VALUE, _NAME),
+    _p("name", ("hi", "hello", "hey"),
+       r"\b(?:hi|hello|hey|hiya)(?:\s+there)?[,!]?\s+(?:I'm|I\s+am)\s+" + _VALUE, _NAME),
+    _p("name", ("by the way", "btw", "here"), r"^(?:I'm|I\s+am)\s+" + _VALUE, _NAME,
+       r"(?=\s*,?\s+(?:by the way|btw|here)\b)"),
+    _p("age", _DIGITS, _I_AM + r"(?P<value>\d{1,3})(?:\s+years?\s+old|\s*yo|\s*y/o)?", _AGE,
+       r"(?=\s*(?:[,;!?]|\.|$)|\s+(?:and|but|now|btw|so)\b)"),
+    _p("age", ("turned",), _I + r"(?:just\s+)?turned\s+(?P<value>\d{1,3})", _AGE,
        r"(?=\s*(?:[,;!?]|\.|$)|\s+(?:last|this|yesterday|today|on|in|and|but)\b)"),
-    _p("from", _I_AM + _ADVERBS + r"(?:originally\s+)?from\s+" + _VALUE, "{s} is from {v}"),
-    _p("from", _I + _ADVERBS + r"(?:originally\s+)?come\s+from\s+" + _VALUE, "{s} is from {v}"),
-    _p("partner", _I_AM + _ADVERBS + r"(?P<verb>married|engaged)\s+to\s+" + _VALUE, "{s} is {verb} to {v}"),
-    _p("partner", _I_HAVE + r"been\s+(?P<verb>married|engaged)\s+to\s+" + _VALUE, "{s} is {verb} to {v}"),
-    _p("allergic_to", _I_AM + _ADVERBS + r"allergic\s+to\s+" + _VALUE, "{s} is allergic to {v}"),
-    _p("has", _I + _ADVERBS + r"(?:have|'ve got|have got)\s+(?P<count>an?|one|two|three|four|five|six|\d+)\s+"
-       + _VALUE, "{s} has {c} {v}"),
-    _p(OPINION, _I + _ADVERBS + r"(?P<verb>like|love|adore|enjoy|prefer|hate|dislike|detest|loathe|can't stand|"
-       r"cannot stand|can not stand|(?:don't|dont|do not)\s+(?:really\s+|particularly\s+|actually\s+|much\s+)?"
-       r"(?:like|enjoy|love))\s+" + _VALUE, "{s} {verb} {v}"),
-    _p(OPINION, _I_AM + r"(?:(?P<verb>not|no)\s+)?(?:an?\s+)?(?:(?:big|huge|great|massive|real|total)\s+)?fan\s+of\s+"
-       + _VALUE, "{s} {verb} {v}"),
+    _p("from", ("from",), _I_AM + _ADVERBS + r"(?:originally\s+)?from\s+" + _VALUE, "{s} is from {v}"),
+    _p("from", ("come from",), _I + _ADVERBS + r"(?:originally\s+)?come\s+from\s+" + _VALUE, "{s} is from {v}"),
+    _p("partner", ("married", "engaged"),
+       _I_AM + _ADVERBS + r"(?P<verb>married|engaged)\s+to\s+" + _VALUE, "{s} is {verb} to {v}"),
+    _p("partner", ("married", "engaged"),
+       _I_HAVE + r"been\s+(?P<verb>married|engaged)\s+to\s+" + _VALUE, "{s} is {verb} to {v}"),
+    _p("allergic_to", ("allergic",), _I_AM + _ADVERBS + r"allergic\s+to\s+" + _VALUE, "{s} is allergic to {v}"),
+    _p("has", ("have", "'ve got"), _I + _ADVERBS + r"(?:have|'ve got|have got)\s+"
+       r"(?P<count>an?|one|two|three|four|five|six|\d+)\s+" + _VALUE, "{s} has {c} {v}"),
+    _p(OPINION, _LIKES, _I + _ADVERBS + r"(?P<verb>like|love|adore|enjoy|prefer|hate|dislike|detest|loathe|"
+       r"can't stand|cannot stand|can not stand|(?:don't|dont|do not)\s+(?:really\s+|particularly\s+|actually\s+|"
+       r"much\s+)?(?:like|enjoy|love))\s+" + _VALUE, "{s} {verb} {v}", _CLAUSE_END),
+    _p(OPINION, ("fan",), _I_AM + r"(?:(?P<verb>not|no)\s+)?(?:an?\s+)?(?:(?:big|huge|great|massive|real|total)\s+)?"
+       r"fan\s+of\s+" + _VALUE, "{s} {verb} {v}", _CLAUSE_END),
 ]
 # After a first-person statement, the same speaker goes on without "I": "I live in Madrid and work at Telefónica",
 # "I love cooking, hate cleaning". The bare verb ("work", not "works") keeps the subject the speaker. ("like"
 # is left out: after a comma it is as often "such as".)
 _GOES_ON = r"(?:,\s*|\s+and\s+|\s+but\s+)(?:(?:also|now|currently|really|totally|absolutely)\s+)?"
 ELIDED = [
-    _p("works_at", _GOES_ON + r"work\s+(?:at|for)\s+" + _VALUE, "{s} works at {v}"),
-    _p("lives_in", _GOES_ON + r"live\s+in\s+" + _VALUE, "{s} lives in {v}"),
-    _p(OPINION, _GOES_ON + r"(?P<verb>love|adore|enjoy|prefer|hate|dislike|detest|loathe)\s+" + _VALUE,
-       "{s} {verb} {v}"),
+    _p("works_at", ("work",), _GOES_ON + r"work\s+(?:at|for)\s+" + _VALUE, _WORKS_AT),
+    _p("lives_in", ("live",), _GOES_ON + r"live\s+in\s+" + _VALUE, _LIVES),
+    _p(OPINION, _LIKES, _GOES_ON + r"(?P<verb>love|adore|enjoy|prefer|hate|dislike|detest|loathe)\s+" + _VALUE,
+       "{s} {verb} {v}", _CLAUSE_END),
 ]
 # "my favourite colour is green", "my sister's name is Ana": the key becomes the attribute.
 MY_X_IS = re.compile(r"\bmy\s+(?P<key>[a-z][\w'-]*(?:\s+[\w'-]+){0,3}?)\s+(?:is|are|'s)\s+" + _VALUE + _CLAUSE_END,
@@ -153,6 +168,18 @@ _HEDGE = re.compile(r"\b(?:not|never|no|nor|if|whether|maybe|perhaps|might|would
 _AFTER = re.compile(r"\s*,?\s*(?:I think|I guess|I suppose|I believe|I'm not sure|maybe|probably|perhaps|or not|"
                     r"or something|anymore|any more|no more|jk|just kidding|as (?:[\w']+\s+){0,3}(?:says?|said|goes|"
                     r"puts it))\b", re.IGNORECASE)
+# "a job I enjoy every day", "the thing I love is": the statement describes a noun before it (a relative
+# clause), it is not about the speaker.
+_RELATIVE = re.compile(r"(?:\b(?:a|an|the|this|that|every|each|some|any|one|no)\s+[\w'-]+|\b(?:something|anything|"
+                       r"everything|nothing|someone|anyone|everyone|somewhere|stuff|things|what)\s*)\s+$",
+                       re.IGNORECASE)
+# "Finding my Zen is", "I talked to my friend who is": "my X" that does not start its clause is not its subject.
+_MY_LEAD = re.compile(r"^(?:(?:well|oh|ok|okay|so|and|but|also|actually|honestly|btw|yeah|yes|hey|hi|hello|now|"
+                      r"anyway|plus|though)\b\W*)*$", re.IGNORECASE)
+# "One of my favourite dishes is lasagna": one among several, not the value of an attribute.
+_ONE_OF = re.compile(r"\b(?:one|two|three|some|all|most|both|many|few|any|none|each)\s+of\s+$", re.IGNORECASE)
+# "allergic to animals with fur": what follows narrows the value, which alone would say too much.
+_NARROWED = re.compile(r"\s+(?:with|from|in|of|that|which|who|except)\b", re.IGNORECASE)
 _QUESTION_START = re.compile(r"^(?:do|does|did|am|is|are|was|were|can|could|would|should|will|shall|have|has|had|"
                              r"what|why|how|where|when|who|whom|which|whose|isn't|aren't|don't|didn't|doesn't|"
                              r"may|might|wanna)\b", re.IGNORECASE)
@@ -170,12 +197,18 @@ def extract_facts(episode: Episode) -> list[Candidate]:
     found: list[Candidate] = []
     parts = sentences(protect(text))
     for index, sentence in enumerate(parts):
-        taken_back = index + 1 < len(parts) and _TAKEN_BACK.match(parts[index + 1]) is not None
-        if taken_back or _SARCASM.search(sentence) or _IRONIC.search(sentence) or _QUESTION_START.match(sentence) \
-                or _TAG_QUESTION.search(sentence):
-            continue
-        found.extend(reader.read(sentence))
+        candidates = reader.read(sentence)
+        if candidates and not _not_meant(sentence, parts[index + 1] if index + 1 < len(parts) else None):
+            found.extend(candidates)
     return found
+
+
+def _not_meant(sentence: str, following: str | None) -> bool:
+    """Whether a sentence is a question, or sarcastic, or taken back by the next one ("I love Mondays. Not.")."""
+    asks = sentence.rstrip("\"') ").endswith("?")
+    return bool(asks and (_QUESTION_START.match(sentence) or _TAG_QUESTION.search(sentence))
+                or _SARCASM.search(sentence)
+                or _IRONIC.search(sentence) or (following is not None and _TAKEN_BACK.match(following)))
 
 
 def _subject(episode: Episode) -> tuple[str, str]:
@@ -204,19 +237,24 @@ class _Reader:
         def free(match: re.Match[str]) -> bool:
             return not any(start <= match.start() < end for start, end, _ in taken)
 
+        lower = sentence.lower()
         for pattern in PATTERNS:
+            if not any(key in lower for key in pattern.keys):
+                continue
             for match in pattern.regex.finditer(sentence):
                 if free(match) and self._stated(sentence, match, question_from):
                     made = list(self._candidates(pattern, match, sentence))
                     if made:
                         taken.append((match.start(), _kept_end(match, made), made))
-        for match in MY_X_IS.finditer(sentence):
+        for match in MY_X_IS.finditer(sentence) if "my" in lower else ():
             if free(match) and self._stated(sentence, match, question_from):
-                made = self._my_x_is(match)
+                made = self._my_x_is(match, sentence[:match.start()])
                 if made is not None:
                     taken.append((match.start(), match.end(), [made]))
         first = min((start for start, _, _ in taken), default=None)
         for pattern in ELIDED if first is not None else ():
+            if not any(key in lower for key in pattern.keys):
+                continue
             for match in pattern.regex.finditer(sentence):
                 if match.start() > first and free(match) and self._stated(sentence, match, question_from):
                     made = list(self._candidates(pattern, match, sentence))
@@ -232,7 +270,8 @@ class _Reader:
             return False
         if sentence.count('"', 0, start) % 2:
             return False
-        if _HEDGE.search(sentence, clause_start(sentence, start), start):
+        clause = clause_start(sentence, start)
+        if _HEDGE.search(sentence, clause, start) or _RELATIVE.search(sentence, clause, start):
             return False
         return _AFTER.match(sentence, match.end()) is None
 
@@ -259,6 +298,8 @@ class _Reader:
             yield self._candidate(content, attribute, value, polarity)
         rest = sentence[match.end():]
         if attribute == "allergic_to":
+            if _NARROWED.match(rest):
+                return
             for item in _list_items(rest):
                 named = values.allergens(item, self.cased)
                 if not named:
@@ -279,12 +320,13 @@ class _Reader:
         return Candidate(content=unmask(" ".join(content.split())), evidence=[self.episode], attribute=attribute,
                          value=unmask(value), polarity=polarity)
 
-    def _my_x_is(self, match: re.Match[str]) -> Candidate | None:
+    def _my_x_is(self, match: re.Match[str], before: str) -> Candidate | None:
         key_text = " ".join(match.group("key").split())
         key = key_text.lower()
         last = key.split()[-1]
         if key in lexicon.MY_X_SKIP or last in lexicon.MY_X_SKIP_LAST or key.startswith("name") or any(
-                w in lexicon.PERSONAL for w in key.split()):
+                w in lexicon.PERSONAL or w in lexicon.NOT_IN_KEYS for w in key.split()) or _ONE_OF.search(before) \
+                or _FAVOURITE.fullmatch(key) or not _MY_LEAD.match(before[clause_start(before, len(before)):].strip()):
             return None
         value = values.clean(match.group("value"))
         if value is None:

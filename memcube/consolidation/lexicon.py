@@ -22,7 +22,7 @@ DATA_KEYS = {
 }
 # Objects that make "I like X" about the conversation rather than a preference.
 VAGUE_OBJECTS = {"it", "that", "this", "them", "you", "him", "her", "how", "what", "when", "where", "why", "who",
-                  "so", "too", "the idea", "the way", "your", "yours", "these", "those", "me", "us", "everything",
+                  "so", "too", "the idea", "the way", "the thought", "the fact", "the feeling", "your", "yours", "these", "those", "me", "us", "everything",
                   "anything", "nothing", "something", "everyone", "anyone", "someone", "people", "ya", "u", "y'all"}
 VAGUE_HAS = {"question", "feeling", "idea", "lot", "few", "bit", "chance", "good", "great", "hard", "quick",
               "minute", "moment", "second", "look", "problem", "meeting", "favor", "favour", "point", "busy",
@@ -33,7 +33,11 @@ VAGUE_HAS = {"question", "feeling", "idea", "lot", "few", "bit", "chance", "good
               "time", "break", "word", "sec", "while", "clue",
               # "a heart of gold", "a sweet tooth", "a big mouth": a body part said to be had is an idiom
               "heart", "tooth", "thumb", "mouth", "head", "brain", "soul", "nose", "stomach", "back", "mind",
-              "temper", "memory", "sense", "gut"}
+              "temper", "memory", "sense", "gut",
+              # what is shared in a conversation, or an event, rather than owned
+              "story", "joke", "picture", "photo", "pic", "update", "news", "surprise", "tournament", "game", "match",
+              "event", "show", "concert", "trip", "vacation", "holiday", "conference", "festival", "competition",
+              "race", "performance", "gig", "recital", "session", "workshop", "recipe", "tip", "suggestion"}
 # First-person and second-person words a value must not carry into a third-person fact.
 PERSONAL = {"i", "i'm", "i've", "i'd", "me", "mine", "myself", "you", "your", "yours", "we", "our", "us", "ours",
              "ya", "u"}
@@ -93,3 +97,26 @@ NOT_JOB = {"former", "ex", "retired", "aspiring", "wannabe", "future", "failed",
 # Words after "a" that judge rather than name ("my boss is a nightmare").
 EVALUATIVE = {"nightmare", "mess", "joke", "disaster", "pain", "bit", "lot", "little", "total", "complete", "real",
               "huge", "big", "bad", "good", "great", "very", "pretty"}
+# Words that make "my X" more than a name for a thing ("my friend who is", "my skills and passions are").
+NOT_IN_KEYS = {"who", "which", "that", "where", "when", "and", "or", "but", "is", "was", "are", "were", "be", "been",
+               "have", "has", "had", "do", "does", "did", "not", "if", "so", "as", "just", "really", "own", "new",
+               "old", "first"}
+# Words that point at something said before ("I love his tech", "the connection it brings"): a fact holding one
+# does not stand on its own.
+ANAPHORIC = {"it", "its", "it's", "this", "that", "these", "those", "he", "him", "his", "she", "her", "hers",
+             "they", "them", "their", "theirs", "there", "here", "which", "one", "ones", "same", "similar",
+             "such", "other", "another", "else", "itself", "himself", "herself", "themselves"}
+# Words that start a relative or other clause rather than an object ("the thing I love is awesome").
+NOT_OBJECTS = {"is", "are", "was", "were", "be", "been", "has", "have", "had", "does", "did", "makes", "made",
+               "gets", "gives", "keeps", "helps", "brings", "means", "feels", "looks", "sounds", "seems", "takes",
+               "can", "could", "will", "would", "should", "must", "may", "might", "about", "when", "how", "what",
+               "because", "so"}
+# Words an object cannot end on: it was cut before its complement ("I love going| to this park").
+DANGLING = {"to", "be", "being", "go", "going", "come", "coming", "get", "getting", "take", "taking", "make",
+            "making", "put", "putting", "look", "looking", "listen", "listening", "talk", "talking", "hear", "say",
+            "do", "doing", "have", "having", "spend", "spending", "see", "seeing", "keep", "keeping", "give",
+            "giving", "find", "finding", "bring", "bringing", "try", "trying", "able", "throw", "throwing", "curl",
+            "curling", "called", "named", "like", "with", "of", "for", "a", "an", "the", "and", "or", "so", "about",
+            "into", "at", "in", "on", "from", "by", "watch", "watching", "feel", "feeling", "think", "thinking",
+            "escape", "escaping", "stay", "staying", "use", "using", "start", "starting", "my", "our", "your",
+            "not", "just", "some", "more", "most", "than", "as"}

@@ -17,21 +17,18 @@ _QUOTES = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"'})
 # Titles stand before a name: their dot never ends a sentence ("Dr. Who", "St. Louis", "Mt. Pleasant").
 _TITLES = r"(?:Dr|Mr|Mrs|Ms|Mx|Prof|St|Mt|Ft|Gen|Col|Capt|Lt|Sgt|Rev|Hon|Gov|Sen|Rep|Pres|Msgr)\."
 # Abbreviations that follow a word and may also end a sentence ("I work at Acme Inc. It is fine").
-_TRAILING_ABBREVIATIONS = r"\b(?:Inc|Ltd|Corp|Co|Bros|Jr|Sr|etc|vs|approx|Ave|Rd|Blvd|Ln|Dept|Univ|ca|cf|viz)\."
-# (pattern, what it is): "link" spans lose trailing punctuation; a "title" dot never ends a sentence; an
-# "abbreviation" dot also ends one when a sentence starter follows.
-_PROTECTED = [
-    (re.compile(r"\b(?:https?://|www\.)[^\s<>\"]+"), "link"),                                   # URLs
-    (re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "link"),                                   # emails
-    (re.compile(r"\b[A-Za-z0-9][\w-]*(?:\.[\w-]+)*\.[a-z]{2,24}\b(?:/[\w./~%+-]*)?"), "link"),  # priya.dev/x
-    (re.compile(r"\d+(?:\.\d+)+"), "number"),                                                    # 3.5, 12.04.1990
-    (re.compile(r"\b(?:[A-Za-z]\.){2,}"), "abbreviation"),                                        # U.S., e.g., a.m.
-    (re.compile(r"\b[A-Z]\.(?=\s+[A-Z][a-z])"), "abbreviation"),                                  # John F. Kennedy
-    (re.compile(r"\bNo\.(?=\s*\d)"), "title"),                                                   # No. 5
-    (re.compile(r"(?<![\w.])" + _TITLES), "title"),
-    (re.compile(_TRAILING_ABBREVIATIONS), "abbreviation"),
-]
-_URL_TAIL = re.compile(r"[.,;:!?)\]'\"]+$")
+_TRAILING_ABBREVIATIONS = r"(?:Inc|Ltd|Corp|Co|Bros|Jr|Sr|etc|vs|approx|Ave|Rd|Blvd|Ln|Dept|Univ|ca|cf|viz)\."
+_LINK = re.compile(r"(?:https?://|www\.)\S+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+|[A-Za-z0-9][\w-]*(?:\.[\w-]+)*\.[a-z]{2,24}"
+                   r"(?:/[\w./~%+-]*)?")
+_NUMBER = re.compile(r"\d+(?:\.\d+)+")
+# Read at the start of a token, against the whole text (so that what follows the token can be looked at).
+_TITLE = re.compile(_TITLES + r"|No\.(?=\s*\d)")
+_ABBREVIATION = re.compile(r"(?:[A-Za-z]\.){2,}|[A-Z]\.(?=\s+[A-Z][a-z])|" + _TRAILING_ABBREVIATIONS)
+# A run of non-space characters with a dot in it; the punctuation that may open it, or close a link.
+_DOTTED = re.compile(r"\S*\.\S*")
+_OPENING = re.compile(r"[(\[\"']+")
+_LINK_TAIL = re.compile(r"[.,;:!?)\]'\"]+$")
+
 # Words that start a new sentence after an abbreviation's dot ("... the U.S. I love it"): the dot then also
 # ends the sentence. A title's dot never does.
 _STARTERS = {"i", "i'm", "i've", "i'd", "i'll", "we", "we're", "we've", "my", "our", "the", "this", "that", "it",
@@ -40,8 +37,8 @@ _STARTERS = {"i", "i'm", "i've", "i'd", "i'll", "we", "we're", "we've", "my", "o
 _NEXT_WORD = re.compile(r"\s+([A-Za-z']+)")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n+")
 # Where a clause starts inside a sentence: punctuation, or a conjunction that opens a new one.
-CLAUSE_BREAK = re.compile(r"[,;:()\u2013\u2014]|\s-\s|\b(?:but|and|so|because|although|though|while|whereas|"
-                          r"yet|or)\b", re.IGNORECASE)
+CLAUSE_BREAK = re.compile(r"[,;:()\u2013\u2014]|\s-\s|\b(?:but|and|so|because|since|although|though|while|"
+                          r"whereas|yet|or)\b", re.IGNORECASE)
 
 
 def normalise_quotes(text: str) -> str:
@@ -51,19 +48,36 @@ def normalise_quotes(text: str) -> str:
 
 def protect(text: str) -> str:
     """Return the text with every dot that does not end a sentence replaced by MASK (same length)."""
+    if "." not in text:
+        return text
     chars = list(text)
-    for pattern, kind in _PROTECTED:
-        for match in pattern.finditer(text):
-            start, end = match.span()
-            if kind == "link":
-                tail = _URL_TAIL.search(text, start, end)
-                end = tail.start() if tail else end
-            for i in range(start, end):
-                if chars[i] == ".":
-                    chars[i] = MASK
-            if kind == "abbreviation" and chars[end - 1] == MASK and _starts_sentence(text, end):
-                chars[end - 1] = "."
+    for token in _DOTTED.finditer(text):
+        start, end = token.span()
+        opening = _OPENING.match(text, start, end)
+        start = opening.end() if opening else start
+        tail = _LINK_TAIL.search(text, start, end)
+        link = _LINK.fullmatch(text, start, tail.start() if tail else end)
+        if link is not None:
+            _mask(chars, start, link.end())
+            continue
+        for number in _NUMBER.finditer(text, start, end):
+            _mask(chars, *number.span())
+        title = _TITLE.match(text, start)
+        if title is not None and title.end() <= end:
+            _mask(chars, *title.span())
+            continue
+        abbreviation = _ABBREVIATION.match(text, start)
+        if abbreviation is not None and abbreviation.end() <= end:
+            _mask(chars, *abbreviation.span())
+            if _starts_sentence(text, abbreviation.end()):
+                chars[abbreviation.end() - 1] = "."  # "... the U.S. I love it": it ends the sentence too
     return "".join(chars)
+
+
+def _mask(chars: list[str], start: int, end: int) -> None:
+    for i in range(start, end):
+        if chars[i] == ".":
+            chars[i] = MASK
 
 
 def _starts_sentence(text: str, at: int) -> bool:

@@ -21,13 +21,20 @@ _TRAILING = re.compile(r"\s+(?:now|these days|at the moment|right now|recently|l
                        r"very much|currently|originally|full[- ]time|part[- ]time|mostly|unfortunately|fortunately|"
                        r"sadly|honestly|apparently|obviously|basically|actually|really|seriously|literally|luckily|"
                        r"thankfully|hopefully|definitely|certainly|clearly|though|tho|anyway|anyways|for real|"
-                       r"big time)$", re.IGNORECASE)
+                       r"sometimes|often|usually|always|occasionally|every now and then|from time to time|"
+                       r"big time|(?:on|at|over) (?:the )?weekends?|on weekdays|(?:on|every) (?:mon|tues|wednes|thurs|"
+                       r"fri|satur|sun)days?|(?:in|during) the (?:mornings?|afternoons?|evenings?|summers?|winters?)|"
+                       r"at night|every (?:day|week|morning|evening|night|weekend|year|summer|winter)|"
+                       r"in (?:the )?(?:summer|winter|spring|autumn|fall)|in my (?:free|spare) time)$", re.IGNORECASE)
 _CALLED = re.compile(r"^(?:an?|the|this)\s+(?:[\w-]+\s+){0,2}(?:called|named)\s+(?P<name>.+)$", re.IGNORECASE)
 _COUNT = r"(?:an?|one|two|three|four|five|six|\d+|some|several)"
 _AND_COUNT = re.compile(r"\s+and\s+(?=" + _COUNT + r"\s)", re.IGNORECASE)
 _LEADING_COUNT = re.compile(r"^(?P<count>" + _COUNT + r")\s+", re.IGNORECASE)
 _MONTH = re.compile(r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b", re.IGNORECASE)
 _WORD = re.compile(r"[\w'-]+")
+# Where an opinion's object gives way to examples of it.
+_EXAMPLE = re.compile(r"\s+(?:like|such as|including|especially|e\ue000g\ue000|for example)\s", re.IGNORECASE)
+_OBJECT_LEAD = re.compile(r"^(?:(?:both|also|really|just|even|still|too|all)\s+)+", re.IGNORECASE)
 
 
 def clean(value: str) -> str | None:
@@ -176,8 +183,9 @@ def things(raw: str, cased: bool) -> list[tuple[str, str | None]]:
         thing = personal_free(part)
         if thing is None:
             continue
-        first = [singular(w) for w in _WORD.findall(thing.lower())]
-        if not first or first[0] in lexicon.VAGUE_HAS or first[0] in ("of",) or len(first) > 6:
+        words = [singular(w) for w in _WORD.findall(thing.lower())]
+        if not words or len(words) > 6 or words[0] == "of" or any(w in lexicon.VAGUE_HAS or w in lexicon.ANAPHORIC
+                                                                   for w in words):
             continue
         out.append((thing, count))
     return out
@@ -192,13 +200,21 @@ def personal_free(value: str) -> str | None:
 
 
 def opinion(raw: str, cased: bool) -> list[tuple[str, None]]:
-    """What an opinion is about, when it is not the conversation itself ("that", "you", "how ...")."""
-    value = clean(raw)
+    """What an opinion is about, read to the end of its clause ("hiking in the mountains"), up to an example
+    ("classical, like Bach"); none when it is the conversation itself ("that", "you", "how ..."), points at
+    something said before ("his tech"), is cut before its complement ("going"), or is not an object at all
+    ("the thing I love is awesome")."""
+    if any(w.strip(".,!?'\"").lower() in lexicon.ANAPHORIC for w in raw.split()):
+        return []  # "being in places like this"
+    value = clean(_EXAMPLE.split(raw, maxsplit=1)[0])
     if value is None:
         return []
-    value = re.sub(r"^both\s+", "", value, flags=re.IGNORECASE)
-    lowered = value.lower()
-    if lowered in lexicon.VAGUE_OBJECTS or lowered.split()[0] in lexicon.VAGUE_OBJECTS or len(value.split()) > 6:
+    value = _OBJECT_LEAD.sub("", value)
+    words = [w.strip(".,!?'\"").lower() for w in value.split()]
+    if not words or value.lower() in lexicon.VAGUE_OBJECTS or words[0] in lexicon.VAGUE_OBJECTS \
+            or " ".join(words[:2]) in lexicon.VAGUE_OBJECTS \
+            or words[0] in lexicon.NOT_OBJECTS or words[-1] in lexicon.DANGLING or len(words) > 7 \
+            or any(w in lexicon.ANAPHORIC for w in words):
         return []
     free = personal_free(value)
     return [(free, None)] if free else []
