@@ -51,8 +51,8 @@ _BREAK = r"\s*(?:[.,;!?\n()\"]|:\s|$)|\s*[-\u2013\u2014]+\s"
 _END = (r"(?=" + _BREAK + r"|" + _NEW_CLAUSE + r"|\s+(?:because|since|but|and then|so that|which|where|"
         r"when|if|though|although|while|as well as|who|whom|after|before|until|for|with|in|at|on|from|to|near|"
         r"during|by|last|next|every|as|cause|cuz)\b)")
-# "my X is Y" and opinions: Y runs to the end of its clause (it may hold prepositions: "to live in Paris",
-# "listening to Nils Frahm").
+# "my X is Y": Y runs to the end of its clause (it may hold prepositions: "to live in Paris"); so does an
+# opinion's object that a preposition would leave without its complement ("listening| to Nils Frahm").
 _CLAUSE_END = (r"(?=" + _BREAK + r"|" + _NEW_CLAUSE + r"|\s+(?:because|since|but|if|when|which|who|while|"
                r"although|though|unless|whereas|cause|cuz)\b)")
 _I = r"\bI(?:\s+|(?='))"
@@ -124,9 +124,9 @@ PATTERNS = [
        r"(?P<count>an?|one|two|three|four|five|six|\d+)\s+" + _VALUE, "{s} has {c} {v}"),
     _p(OPINION, _LIKES, _I + _ADVERBS + r"(?P<verb>like|love|adore|enjoy|prefer|hate|dislike|detest|loathe|"
        r"can't stand|cannot stand|can not stand|(?:don't|dont|do not)\s+(?:really\s+|particularly\s+|actually\s+|"
-       r"much\s+)?(?:like|enjoy|love))\s+" + _VALUE, "{s} {verb} {v}", _CLAUSE_END),
+       r"much\s+)?(?:like|enjoy|love))\s+" + _VALUE, "{s} {verb} {v}"),
     _p(OPINION, ("fan",), _I_AM + r"(?:(?P<verb>not|no)\s+)?(?:an?\s+)?(?:(?:big|huge|great|massive|real|total)\s+)?"
-       r"fan\s+of\s+" + _VALUE, "{s} {verb} {v}", _CLAUSE_END),
+       r"fan\s+of\s+" + _VALUE, "{s} {verb} {v}"),
 ]
 # After a first-person statement, the same speaker goes on without "I": "I live in Madrid and work at Telefónica",
 # "I love cooking, hate cleaning". The bare verb ("work", not "works") keeps the subject the speaker. ("like"
@@ -136,8 +136,9 @@ ELIDED = [
     _p("works_at", ("work",), _GOES_ON + r"work\s+(?:at|for)\s+" + _VALUE, _WORKS_AT),
     _p("lives_in", ("live",), _GOES_ON + r"live\s+in\s+" + _VALUE, _LIVES),
     _p(OPINION, _LIKES, _GOES_ON + r"(?P<verb>love|adore|enjoy|prefer|hate|dislike|detest|loathe)\s+" + _VALUE,
-       "{s} {verb} {v}", _CLAUSE_END),
+       "{s} {verb} {v}"),
 ]
+_TO_CLAUSE_END = re.compile(_VALUE + _CLAUSE_END, _FLAGS)
 # "my favourite colour is green", "my sister's name is Ana": the key becomes the attribute.
 MY_X_IS = re.compile(r"\bmy\s+(?P<key>[a-z][\w'-]*(?:\s+[\w'-]+){0,3}?)\s+(?:is|are|'s)\s+" + _VALUE + _CLAUSE_END,
                      _FLAGS)
@@ -281,7 +282,11 @@ class _Reader:
         groups = match.groupdict()
         if attribute == "occupation" and groups.get("job") is not None:
             raw = groups["job"]
-        shaped = values.SHAPERS[attribute](raw, self.cased)
+        if attribute == OPINION:
+            whole = _TO_CLAUSE_END.match(sentence, match.start("value"))
+            shaped = values.opinion(raw, self.cased, clause=whole.group("value") if whole else None)
+        else:
+            shaped = values.SHAPERS[attribute](raw, self.cased)
         if not shaped:
             return
         verb = (groups.get("verb") or "").lower()

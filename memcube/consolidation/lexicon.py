@@ -119,4 +119,4 @@ DANGLING = {"to", "be", "being", "go", "going", "come", "coming", "get", "gettin
             "curling", "called", "named", "like", "with", "of", "for", "a", "an", "the", "and", "or", "so", "about",
             "into", "at", "in", "on", "from", "by", "watch", "watching", "feel", "feeling", "think", "thinking",
             "escape", "escaping", "stay", "staying", "use", "using", "start", "starting", "my", "our", "your",
-            "not", "just", "some", "more", "most", "than", "as"}
+            "not", "just", "some", "more", "most", "than", "as", "up", "out", "off", "lost", "time", "connection"}

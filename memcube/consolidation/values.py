@@ -199,11 +199,15 @@ def personal_free(value: str) -> str | None:
     return " ".join(tokens)
 
 
-def opinion(raw: str, cased: bool) -> list[tuple[str, None]]:
-    """What an opinion is about, read to the end of its clause ("hiking in the mountains"), up to an example
-    ("classical, like Bach"); none when it is the conversation itself ("that", "you", "how ..."), points at
-    something said before ("his tech"), is cut before its complement ("going"), or is not an object at all
-    ("the thing I love is awesome")."""
+def opinion(raw: str, cased: bool, clause: str | None = None) -> list[tuple[str, None]]:
+    """What an opinion is about: the words up to a preposition ("hiking| in the mountains"), or to the end of
+    the clause (`clause`) when those leave a verb without its complement ("going| to this park"), up to an
+    example ("classical| like Bach"); none when it is the conversation itself ("that", "you", "how ..."),
+    points at something said before ("his tech"), is still incomplete, or is not an object at all ("the
+    thing I love is awesome")."""
+    last = raw.split()[-1].lower() if raw.split() else ""
+    if clause and (last in lexicon.DANGLING or re.match(r"(?:being|getting)\b", raw, re.IGNORECASE)):
+        raw = clause
     if any(w.strip(".,!?'\"").lower() in lexicon.ANAPHORIC for w in raw.split()):
         return []  # "being in places like this"
     value = clean(_EXAMPLE.split(raw, maxsplit=1)[0])
@@ -272,5 +276,5 @@ def my_value(value: str, kind: str | None, cased: bool) -> str | None:
 
 SHAPERS: dict[str, Callable[[str, bool], list[tuple[str, str | None]]]] = {
     "lives_in": place, "from": place, "partner": place, "works_at": employer, "name": name, "age": age,
-    "allergic_to": allergens, "has": things, "opinion": opinion, "occupation": job,
+    "allergic_to": allergens, "has": things, "occupation": job,
 }

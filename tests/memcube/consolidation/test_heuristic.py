@@ -31,8 +31,7 @@ def facts(content, **kwargs):
     ("I'm 34 years old", ("The user is 34 years old", "age", "34", None)),
     ("I'm allergic to peanuts", ("The user is allergic to peanuts", "allergic_to", "peanuts", None)),
     ("I have a dog named Rex.", ("The user has a dog named Rex", "has", "dog named Rex", None)),
-    ("I really love hiking in the mountains",
-     ("The user loves hiking in the mountains", "opinion", "hiking in the mountains", "+")),
+    ("I really love hiking in the mountains", ("The user loves hiking", "opinion", "hiking", "+")),
     ("Honestly, I don't like horror movies.", ("The user doesn't like horror movies", "opinion", "horror movies", "-")),
     ("My favorite color is green.", ("The user's favorite color is green", "my:favorite color", "green", None)),
 ])
