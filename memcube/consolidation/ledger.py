@@ -127,6 +127,19 @@ class Fact:
     def new(self) -> bool:
         return self.version is None
 
+    @property
+    def said_at(self) -> datetime | None:
+        """When the fact was first said: its earliest episode's time, else the start of its validity (which a
+        statement of the same instant may have moved a little later)."""
+        times = []
+        for ref in self.source_refs:
+            if isinstance(ref, dict) and isinstance(ref.get("at"), str):
+                try:
+                    times.append(datetime.fromisoformat(ref["at"]))
+                except ValueError:
+                    continue
+        return min(times, default=self.valid_from)
+
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Fact:
         data = row.get("data") if isinstance(row.get("data"), dict) else {}
@@ -255,7 +268,8 @@ class Ledger:
         self.counts["superseded"] += 1
         fact = self._add(candidate, reason or "contradicts an earlier fact")
         older, newer = target, fact
-        if target.valid_from is not None and candidate.since < target.valid_from:
+        said_at = target.said_at
+        if said_at is not None and candidate.since < said_at:
             # The episode is older news than the fact it contradicts: it is the one that stopped being true.
             older, newer = fact, target
         if older.valid_from is not None and newer.valid_from is not None and newer.valid_from <= older.valid_from:
