@@ -13,6 +13,7 @@ from memcube.consolidation import trigger
 from memcube.consolidation.run import run_consolidation
 from memcube.errors import Conflict
 from memcube.models import MemCubeCreate, MessageAppend, MessageIn, SearchRequest
+from memcube.paging import apply_paging
 from memcube.search import search
 from memcube.session import append_messages
 from memcube.store import consolidation as scope_store
@@ -271,3 +272,23 @@ def test_facts_superseded_within_one_append_keep_a_validity_that_as_of_finds(run
         assert city(said) == ["The user lives in Lisbon"]
         assert city(porto["valid_from"]) == ["The user lives in Porto"]
         assert city(datetime.now(timezone.utc)) == ["The user lives in Porto"]
+
+
+def test_a_fact_consolidation_read_pages_into_core_only_once_it_was_restated(runtime, heuristic, tenant):
+    add_episodes(runtime, heuristic, tenant, "My name is Priya Sharma.", agent="pa")
+    run(runtime, heuristic, queue(runtime, tenant, agent="pa"))
+    [fact] = derived(runtime, tenant, agent="pa")
+    assert fact["confidence"] == pytest.approx(0.6)
+
+    def page():
+        with runtime.pool.connection() as c:
+            cube_store.record_access(c, {fact["id"]: (5, datetime.now(timezone.utc))})
+            return [(m.id, m.tier) for m in apply_paging(c, tenant=tenant, agent_id="pa", user_id="u",
+                                                         settings=heuristic)]
+
+    assert page() == []  # read once from one episode: not sure enough to be always in context
+    add_episodes(runtime, heuristic, tenant, "Yes, my name is Priya Sharma.", agent="pa")
+    run(runtime, heuristic, queue(runtime, tenant, agent="pa"))
+    [restated] = derived(runtime, tenant, agent="pa")
+    assert restated["confidence"] == pytest.approx(0.8) and heuristic.paging_min_confidence == 0.8
+    assert page() == [(fact["id"], "core")]
