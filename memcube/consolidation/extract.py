@@ -188,6 +188,8 @@ _TAG_QUESTION = re.compile(r",\s*(?:right|no|yeah|yes|ok|okay|correct|huh|eh|isn
                            r"aren't I|or not|or what)\s*\?+$", re.IGNORECASE)
 _FOLLOW_AT = re.compile(r"^\s+(?:at|for)\s+" + _VALUE + _END, _FLAGS)
 _FOLLOW_AS = re.compile(r"^\s+as\s+(?P<article>an?)\s+" + _VALUE + _END, _FLAGS)
+
+
 def extract_facts(episode: Episode) -> list[Candidate]:
     """Return the facts a user's episode states about its speaker, in order of appearance."""
     if not episode.active or episode.role in NON_USER_ROLES:
