@@ -110,6 +110,9 @@ class Settings(BaseSettings):
                                      description="Accesses an archival cube needs before it may be paged into core.")
     paging_cooldown_seconds: float = Field(default=3600.0, ge=0,
                                            description="A cube paged out is not paged back in for this long.")
+    paging_min_confidence: float = Field(
+        default=0.8, ge=0, le=1,
+        description="Confidence a memory consolidation derived needs before paging moves it into core.")
     paging_interval_seconds: float = Field(
         default=60.0, ge=0, description="Context assembly pages a scope inline at most this often; 0 turns it off.")
     context_recall_k: int = Field(

@@ -11,9 +11,10 @@ from uuid import UUID
 import psycopg
 import psycopg_pool
 
-from memcube.config import Settings
-from memcube.errors import Conflict, NotFound
+from memcube.config import Settings, env_name
+from memcube.errors import Conflict, InvalidInput, NotFound
 from memcube.models import JobFilter
+from memcube.store import consolidation as scope_store
 from memcube.store import jobs as job_store
 from memcube.store import outbox as outbox_store
 from memcube.store.cursor import check_limit, decode_cursor, encode_cursor
@@ -48,6 +49,22 @@ def enqueue_consolidation(conn: psycopg.Connection, *, tenant: str, agent_id: st
             return existing, False
         # The queued job started between the two statements: queue a new one.
     raise Conflict(f"could not queue a consolidation of agent {agent_id}: the scope's jobs keep changing")
+
+
+def request_consolidation(conn: psycopg.Connection, *, tenant: str, agent_id: str, user_id: str | None,
+                          engine: str | None, actor: str | None, settings: Settings) -> tuple[dict[str, Any], bool]:
+    """Queue a consolidation a client asked for, as enqueue_consolidation does (`auto` or no engine: the
+    configured one, decided when the job runs). Raises InvalidInput when the LLM engine is asked for and no
+    LLM is configured, NotFound when the agent (or that user of it) has no episodes in the tenant."""
+    if engine == "llm" and not settings.llm_base_url:
+        setting = env_name("llm_base_url")
+        raise InvalidInput(f"engine 'llm' needs an LLM: {setting} is not set (ask for 'heuristic' or 'auto')",
+                           details={"setting": setting})
+    if not scope_store.has_episodes(conn, tenant=tenant, agent_id=agent_id, user_id=user_id):
+        whose = f"agent {agent_id!r}" if user_id is None else f"user {user_id!r} of agent {agent_id!r}"
+        raise NotFound(f"{whose} has no episodes to consolidate")
+    return enqueue_consolidation(conn, tenant=tenant, agent_id=agent_id, user_id=user_id, trigger="api",
+                                 engine=None if engine == "auto" else engine, actor=actor)
 
 
 def get_job(conn: psycopg.Connection, *, tenant: str, job_id: UUID) -> dict[str, Any]:

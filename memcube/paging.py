@@ -11,7 +11,9 @@ and the weights are MEMCUBE_PAGING_WEIGHT_*.
   pinned: they never move.
 - Page in: an archival cube accessed at least MEMCUBE_PAGING_MIN_ACCESSES times goes to core, most
   valuable first, when it fits in the room left and was not paged out within
-  MEMCUBE_PAGING_COOLDOWN_SECONDS. Nothing is evicted to make room.
+  MEMCUBE_PAGING_COOLDOWN_SECONDS. Nothing is evicted to make room. A memory consolidation derived (a fact
+  read from episodes, maybe wrongly) must also have MEMCUBE_PAGING_MIN_CONFIDENCE: core is always in
+  context, so what goes there unasked must have been confirmed (restated, or given that confidence).
 
 No ping-pong: page-ins never overfill the budget, so only a change from outside (a bigger block, a
 cube moved to core by hand) can make a cube leave; page-outs stop as soon as the core fits; and a cube
@@ -40,6 +42,8 @@ from memcube.store import cubes as cube_store
 FREQUENCY_HALF = 10
 # Archival cubes a run considers for paging in (the most accessed of the scope).
 CANDIDATE_LIMIT = 200
+# Confidence is stored as a 4-byte float: 0.8 may come back a hair under 0.8.
+CONFIDENCE_ROUNDING = 1e-6
 
 
 @dataclass(frozen=True)
@@ -51,13 +55,15 @@ class PagingPolicy:
     half_life_days: float = 30.0
     min_accesses: int = 3
     cooldown: timedelta = timedelta(hours=1)
+    min_confidence: float = 0.8
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PagingPolicy:
         return cls(budget=settings.core_budget_tokens, w_importance=settings.paging_weight_importance,
                    w_recency=settings.paging_weight_recency, w_frequency=settings.paging_weight_frequency,
                    half_life_days=settings.recency_half_life_days, min_accesses=settings.paging_min_accesses,
-                   cooldown=timedelta(seconds=settings.paging_cooldown_seconds))
+                   cooldown=timedelta(seconds=settings.paging_cooldown_seconds),
+                   min_confidence=settings.paging_min_confidence)
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,8 @@ class Pageable:
     last_used: datetime
     pinned: bool = False
     paged_out_at: datetime | None = None
+    confidence: float = 1.0
+    derived: bool = False  # made by consolidation
 
 
 @dataclass(frozen=True)
@@ -117,6 +125,8 @@ def plan_paging(core: Sequence[Pageable], archival: Sequence[Pageable], *, now: 
             continue
         if item.paged_out_at is not None and now - item.paged_out_at < policy.cooldown:
             continue
+        if item.derived and item.confidence < policy.min_confidence - CONFIDENCE_ROUNDING:
+            continue
         moves.append(Move(item.id, item.version, "core", worth[item.id], item.tokens,
                           f"accessed {item.access_count} times; value {worth[item.id]:.3f}; "
                           f"{policy.budget - used} of {policy.budget} core tokens free"))
@@ -140,7 +150,8 @@ def apply_paging(conn: psycopg.Connection, *, tenant: str, agent_id: str, user_i
     counts = tokens.count_many([r["content"] for r in [*core_rows, *candidates]])
     items = [Pageable(id=r["id"], version=r["version"], tokens=n, importance=float(r["importance"]),
                       access_count=r["access_count"], last_used=r["last_accessed_at"] or r["created_at"],
-                      pinned=r.get("label") is not None, paged_out_at=paged_out.get(r["id"]))
+                      pinned=r.get("label") is not None, paged_out_at=paged_out.get(r["id"]),
+                      confidence=float(r["confidence"]), derived=bool(r.get("derived")))
              for r, n in zip([*core_rows, *candidates], counts)]
     moves = plan_paging(items[:len(core_rows)], items[len(core_rows):], now=now,
                         policy=PagingPolicy.from_settings(settings))

@@ -1,7 +1,7 @@
 """The heuristic engine: consolidation without an LLM, deterministic, so it works offline.
 
-Extraction finds first-person statements with fixed patterns ("I live in", "I moved to", "I work at",
-"my X is", "I love/hate/prefer", "I have a", ...) and turns each into a third-person fact with an attribute.
+Extraction (extract.py) finds first-person statements with fixed patterns ("I live in", "I moved to", "I work
+at", "my X is", "I love/hate/prefer", "I have a", ...) and turns each into a third-person fact with an attribute.
 Decisions compare a candidate with the scope's facts by attribute and value, then by embedding similarity:
 - one-valued attributes (where someone lives, works, their name, "my X is"): the same value restated is
   unchanged (or an update when the candidate says more), a new value supersedes the old fact;
@@ -15,92 +15,18 @@ Summaries are extractive: the session's most informative sentences, in order.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator, Sequence
 
+from memcube.consolidation.extract import MANY_VALUED, OPINION, extract_facts
 from memcube.consolidation.ledger import Candidate, Decision, Episode, Fact
+from memcube.consolidation.text import split_sentences
 
 if TYPE_CHECKING:
     from memcube.consolidation.engine import Context
 
-# Roles whose words are not facts about the user.
-NON_USER_ROLES = {"assistant", "system", "tool", "agent", "function"}
-
-_ADVERBS = (r"(?:(?:really|still|actually|just|recently|finally|now|always|also|definitely|totally|absolutely|"
-            r"honestly|generally|usually|currently|truly|kind of|sort of|do|genuinely)\s+)*")
-_VALUE = r"(?P<value>[^.,;!?\n()]{1,80}?)"
-# A value ends at punctuation, at the end, or before a clause that starts something else.
-_END = (r"(?=\s*(?:[.,;!?\n()]|$)|\s+(?:because|since|but|and then|so that|which|where|when|if|though|although|"
-        r"while|as well as|who|whom|after|before|until|for|with|in|at|on|from|to|near|during|by|last|next|"
-        r"every)\b)")
-_I_AM = r"\bI(?:'m|\s+am)\s+"
-
-
-@dataclass(frozen=True)
-class Pattern:
-    attribute: str
-    regex: re.Pattern[str]
-    template: str
-
-
-def _p(attribute: str, body: str, template: str) -> Pattern:
-    return Pattern(attribute, re.compile(body + _END, re.IGNORECASE), template)
-
-
-# One value at a time: a new value supersedes the old one.
-ONE_VALUED = {"lives_in", "works_at", "occupation", "name", "age", "from", "partner"}
-# Several values side by side.
-MANY_VALUED = {"has", "allergic_to"}
-OPINION = "opinion"
-
-PATTERNS = [
-    _p("lives_in", r"\bI\s+" + _ADVERBS + r"(?:live|reside)\s+in\s+" + _VALUE, "{s} lives in {v}"),
-    _p("lives_in", _I_AM + _ADVERBS + r"(?:living|residing|based|settled)\s+in\s+" + _VALUE, "{s} lives in {v}"),
-    _p("lives_in", r"\bI(?:'ve|\s+have)?\s+" + _ADVERBS + r"(?:moved|relocated)\s+(?:back\s+)?to\s+" + _VALUE,
-       "{s} lives in {v}"),
-    _p("lives_in", r"\bmy\s+(?:home|house|apartment|flat)\s+is\s+in\s+" + _VALUE, "{s} lives in {v}"),
-    _p("occupation", r"\bI\s+" + _ADVERBS + r"(?:work|am working|'m working)\s+as\s+(?:an?\s+)?" + _VALUE,
-       "{s} works as {a} {v}"),
-    _p("works_at", r"\bI\s+" + _ADVERBS + r"(?:work|am working|'m working)\s+(?:at|for)\s+" + _VALUE,
-       "{s} works at {v}"),
-    _p("works_at", r"\bI(?:'ve|\s+have)?\s+" + _ADVERBS + r"(?:started|begun)\s+(?:working|a new job)\s+(?:at|for)\s+"
-       + _VALUE, "{s} works at {v}"),
-    _p("name", r"\bmy\s+name\s+is\s+" + _VALUE, "{sp} name is {v}"),
-    _p("name", r"\bcall\s+me\s+" + _VALUE, "{sp} name is {v}"),
-    _p("age", _I_AM + r"(?P<value>\d{1,3})(?:\s+years?\s+old|\s+yo)", "{s} is {v} years old"),
-    _p("from", _I_AM + _ADVERBS + r"(?:originally\s+)?from\s+" + _VALUE, "{s} is from {v}"),
-    _p("partner", _I_AM + _ADVERBS + r"(?:married|engaged)\s+to\s+" + _VALUE, "{s} is married to {v}"),
-    _p("allergic_to", _I_AM + _ADVERBS + r"allergic\s+to\s+" + _VALUE, "{s} is allergic to {v}"),
-    _p("has", r"\bI\s+" + _ADVERBS + r"(?:have|'ve got|have got)\s+(?P<count>an?|one|two|three|four|five|\d+)\s+"
-       + _VALUE, "{s} has {c} {v}"),
-    _p(OPINION, r"\bI\s+" + _ADVERBS + r"(?P<verb>like|love|adore|enjoy|prefer|hate|dislike|detest|can't stand|"
-       r"cannot stand|don't like|do not like|don't enjoy|do not enjoy)\s+" + _VALUE, "{s} {verb} {v}"),
-]
-# "my favourite colour is green", "my sister's name is Ana": the key becomes the attribute.
-MY_X_IS = re.compile(r"\bmy\s+(?P<key>[a-z][a-z' ]{1,40}?)\s+(?:is|are)\s+" + _VALUE + _END, re.IGNORECASE)
-MY_X_SKIP = {"name", "bad", "gosh", "god", "goodness", "life", "heart", "head", "advice", "plan"}
-# "my biggest problem is", "my main point is": the last word of the key says it is not a fact.
-MY_X_SKIP_LAST = {"point", "guess", "problem", "question", "concern", "fault", "pleasure", "turn", "mind", "feeling",
-                  "impression", "idea", "thing", "hope", "day", "week", "worry", "fear", "bet"}
-
-_VERBS = {"like": "likes", "love": "loves", "adore": "adores", "enjoy": "enjoys", "prefer": "prefers",
-          "hate": "hates", "dislike": "dislikes", "detest": "detests", "can't stand": "can't stand",
-          "cannot stand": "can't stand", "don't like": "doesn't like", "do not like": "doesn't like",
-          "don't enjoy": "doesn't enjoy", "do not enjoy": "doesn't enjoy"}
-_NEGATIVE = {"hate", "dislike", "detest", "can't stand", "cannot stand", "don't like", "do not like", "don't enjoy",
-             "do not enjoy"}
-# Objects that make "I like X" about the conversation rather than a preference.
-_VAGUE_OBJECTS = {"it", "that", "this", "them", "you", "him", "her", "how", "what", "when", "where", "why", "who",
-                  "so", "too", "the idea", "the way", "your", "yours", "these", "those"}
-_VAGUE_HAS = {"question", "feeling", "idea", "lot", "few", "bit", "chance", "good", "great", "hard", "quick",
-              "minute", "moment", "second", "look", "problem", "meeting", "favor", "favour", "point", "busy"}
-_TRAILING = re.compile(r"\s+(?:now|these days|at the moment|right now|recently|lately|again|too|as well|"
-                       r"last (?:week|month|year|night)|this (?:week|month|year)|yesterday|today|anymore|"
-                       r"any more|a lot|so much|very much)$", re.IGNORECASE)
 _STOP = {"a", "an", "the", "my", "our", "your", "some", "really", "very", "to", "of", "in", "on", "for", "with",
          "when", "i", "at", "by", "and", "or", "over", "than", "just", "all", "any", "much", "more", "most", "it"}
 _WORD = re.compile(r"[a-z0-9]+")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
 def words(text: str) -> list[str]:
@@ -130,76 +56,6 @@ def says_more(candidate: str, fact: str) -> bool:
     """Whether a candidate holds every content word of a fact and more."""
     wc, wf = set(words(candidate)), set(words(fact))
     return bool(wf) and wf < wc
-
-
-def _clean_value(value: str) -> str | None:
-    value = value.strip().strip("\"'")
-    while True:
-        trimmed = _TRAILING.sub("", value).strip()
-        if trimmed == value:
-            break
-        value = trimmed
-    if not value or len(value.split()) > 10:
-        return None
-    return value
-
-
-def _subject(episode: Episode) -> tuple[str, str]:
-    """Return how a fact names the speaker, and its possessive: ("Ana", "Ana's") or ("The user", "The user's")."""
-    name = episode.speaker
-    if not name or name.lower() in ("user", "human", "me"):
-        return "The user", "The user's"
-    return name, f"{name}'" if name.endswith("s") else f"{name}'s"
-
-
-def extract_facts(episode: Episode) -> list[Candidate]:
-    """Return the facts a user's episode states about its speaker, in order of appearance."""
-    if not episode.active or episode.role in NON_USER_ROLES:
-        return []
-    subject, possessive = _subject(episode)
-    found: list[Candidate] = []
-    for sentence in _SENTENCE.split(episode.content):
-        # (start, end, candidate) of this sentence; a span one pattern took is not read again by another.
-        taken: list[tuple[int, int, Candidate]] = []
-        for pattern in PATTERNS:
-            for match in pattern.regex.finditer(sentence):
-                if any(start <= match.start() < end for start, end, _ in taken):
-                    continue
-                candidate = _candidate(pattern, match, subject, possessive, episode)
-                if candidate is not None:
-                    taken.append((*match.span(), candidate))
-        for match in MY_X_IS.finditer(sentence):
-            key = " ".join(match.group("key").lower().split())
-            value = _clean_value(match.group("value"))
-            if value is None or key in MY_X_SKIP or key.split()[-1] in MY_X_SKIP_LAST or \
-                    any(start <= match.start() < end for start, end, _ in taken):
-                continue
-            taken.append((*match.span(), Candidate(content=f"{possessive} {key} is {value}", evidence=[episode],
-                                                   attribute=f"my:{key}", value=value)))
-        found.extend(candidate for _, _, candidate in sorted(taken, key=lambda item: item[0]))
-    return found
-
-
-def _candidate(pattern: Pattern, match: re.Match[str], subject: str, possessive: str,
-               episode: Episode) -> Candidate | None:
-    value = _clean_value(match.group("value"))
-    if value is None:
-        return None
-    groups = match.groupdict()
-    polarity = None
-    verb = ""
-    if pattern.attribute == OPINION:
-        verb = groups["verb"].lower()
-        if value.lower() in _VAGUE_OBJECTS or value.split()[0].lower() in _VAGUE_OBJECTS:
-            return None
-        polarity = "-" if verb in _NEGATIVE else "+"
-    if pattern.attribute == "has" and (not words(value) or words(value)[0] in _VAGUE_HAS):
-        return None
-    article = "an" if value[:1].lower() in "aeiou" else "a"
-    content = pattern.template.format(s=subject, sp=possessive, v=value, verb=_VERBS.get(verb, verb),
-                                      c=groups.get("count") or "", a=article)
-    return Candidate(content=" ".join(content.split()), evidence=[episode], attribute=pattern.attribute,
-                     value=value, polarity=polarity)
 
 
 def decide(candidate: Candidate, neighbours: Sequence[tuple[Fact, float]], *,
@@ -252,7 +108,7 @@ def summary_points(episodes: Sequence[Episode], facts_from: set[object]) -> list
     for index, episode in enumerate(episodes):
         if not episode.active:
             continue
-        sentence = max(_SENTENCE.split(episode.content), key=lambda s: len(words(s)), default="").strip()
+        sentence = max(split_sentences(episode.content), key=lambda s: len(words(s)), default="").strip()
         n = len(words(sentence))
         if n < 3:
             continue

@@ -5,7 +5,9 @@ The four decisions on a candidate fact:
 - add: a new semantic cube;
 - update: the target gets the candidate's content as a new version;
 - supersede: a new fact, and the target stops being true (status superseded, valid_to set, superseded_by
-  the new fact); a candidate older than its target is recorded as the superseded one instead;
+  the new fact); a candidate older than its target is recorded as the superseded one instead. A validity
+  is never empty: statements made at one instant (the messages of one append share their time) follow each
+  other in the order they were said, a microsecond apart, so `as_of` that instant finds the first;
 - unchanged: a restatement; the target's confidence rises and the episode joins its evidence.
 """
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Sequence
 from uuid import UUID
 
@@ -24,6 +26,9 @@ from memcube.models import Action
 
 # How far a restatement moves confidence toward 1: 0.6 → 0.8 → 0.9.
 CONFIDENCE_GAIN = 0.5
+# The least a validity lasts: a fact superseded by a statement of the same instant ends this much later than it
+# started (PostgreSQL keeps microseconds).
+INSTANT = timedelta(microseconds=1)
 
 
 def as_array(vector: Any) -> np.ndarray | None:
@@ -121,6 +126,19 @@ class Fact:
     @property
     def new(self) -> bool:
         return self.version is None
+
+    @property
+    def said_at(self) -> datetime | None:
+        """When the fact was first said: its earliest episode's time, else the start of its validity (which a
+        statement of the same instant may have moved a little later)."""
+        times = []
+        for ref in self.source_refs:
+            if isinstance(ref, dict) and isinstance(ref.get("at"), str):
+                try:
+                    times.append(datetime.fromisoformat(ref["at"]))
+                except ValueError:
+                    continue
+        return min(times, default=self.valid_from)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Fact:
@@ -250,9 +268,14 @@ class Ledger:
         self.counts["superseded"] += 1
         fact = self._add(candidate, reason or "contradicts an earlier fact")
         older, newer = target, fact
-        if target.valid_from is not None and candidate.since < target.valid_from:
+        said_at = target.said_at
+        if said_at is not None and candidate.since < said_at:
             # The episode is older news than the fact it contradicts: it is the one that stopped being true.
             older, newer = fact, target
+        if older.valid_from is not None and newer.valid_from is not None and newer.valid_from <= older.valid_from:
+            # Said at the same instant (one append, one timestamp): the later statement starts just after.
+            newer.valid_from = older.valid_from + INSTANT
+            newer.changed.add("valid_from")
         older.status = "superseded"
         older.valid_to = newer.valid_from
         older.superseded_by = newer.id

@@ -243,8 +243,12 @@ class _Writer:
             changes["data"] = fact.data()
         if "confidence" in fact.changed and not fact.new:
             changes["confidence"] = fact.confidence
+        if "valid_from" in fact.changed and not fact.new:
+            changes["valid_from"] = fact.valid_from
         if "status" in fact.changed:
-            changes.update(status=fact.status, valid_to=fact.valid_to,
+            # valid_from too: a fact stored without one was valid from its episode (or its creation) on, and
+            # the interval its validity now closes must say so.
+            changes.update(status=fact.status, valid_from=fact.valid_from, valid_to=fact.valid_to,
                            superseded_by=self.ids.get(fact.superseded_by, fact.superseded_by))
         vector = fact.vector if "content" in changes else None
         reason = "; ".join(self._mapped(r) for r in reasons) or None

@@ -1,4 +1,4 @@
-"""What starts a consolidation, besides a client's request (jobs.enqueue_consolidation):
+"""What starts a consolidation, besides a client's request (jobs.request_consolidation):
 - N new episodes in a scope: counted in the transaction that inserts them, which also queues the job;
 - a session gone quiet, and the beat schedule: a periodic scan of the scopes with pending episodes.
 The scan also publishes again the jobs nobody works on, and forgets outbox rows sent long ago.

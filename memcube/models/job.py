@@ -14,15 +14,18 @@ from memcube.models.cube import Ident, Strict
 JobState = Literal["queued", "running", "succeeded", "failed"]
 JobTrigger = Literal["api", "episodes", "idle", "schedule"]
 Engine = Literal["heuristic", "llm"]
+# What a request may ask for: an engine, or `auto` (the configured one, MEMCUBE_CONSOLIDATE_ENGINE).
+EngineChoice = Literal["auto", "heuristic", "llm"]
 Action = Literal["add", "update", "supersede", "unchanged"]
 ACTIONS: tuple[str, ...] = Action.__args__  # type: ignore[attr-defined]
 
 
 class ConsolidateRequest(Strict):
-    """The body of `POST /v1/agents/{agent_id}/consolidate`: one user of the agent, or all of them."""
+    """The body of `POST /v1/agents/{agent_id}/consolidate`: one user of the agent, or all of them; an engine,
+    or the configured one (`auto`, or no engine)."""
 
     user_id: Ident | None = None
-    engine: Engine | None = None
+    engine: EngineChoice | None = None
 
 
 class Job(BaseModel):

@@ -84,6 +84,11 @@ SQL_SCOPES_TO_CONSOLIDATE = (
     "       OR (j.state = 'failed' AND j.finished_at > now() - make_interval(secs => %(failed_within)s)))) "
     "ORDER BY s.last_episode_at LIMIT %(limit)s"
 )
+# Any episode of an agent (every user, or one), forgotten ones aside; the partial episode index answers it.
+SQL_HAS_EPISODES = (
+    "SELECT EXISTS (SELECT 1 FROM memcubes m WHERE m.tenant = %(tenant)s AND m.agent_id = %(agent_id)s "
+    "AND m.kind = 'episodic' AND m.status <> 'forgotten' AND (%(any_user)s OR m.user_id = %(user_id)s)) AS found"
+)
 SQL_SESSION_SUMMARY = (
     "SELECT " + CUBE_COLUMNS + " FROM memcubes WHERE tenant = %s AND agent_id = %s AND user_id IS NOT DISTINCT FROM %s "
     "AND session_id = %s AND kind = 'summary' AND status = 'active' AND provenance->>'source' = 'consolidation' "
@@ -94,6 +99,13 @@ SQL_SESSION_SUMMARY = (
 def _user(user_id: str | None) -> sql.Composable:
     # Two spellings so that the scope indexes serve both (IS NOT DISTINCT FROM cannot use them).
     return sql.SQL("m.user_id IS NULL") if user_id is None else sql.SQL("m.user_id = %(user_id)s")
+
+
+def has_episodes(conn: psycopg.Connection, *, tenant: str, agent_id: str, user_id: str | None) -> bool:
+    """Whether an agent (user_id None: for any of its users, or none) has an episode that is not forgotten."""
+    row = conn.execute(SQL_HAS_EPISODES, {"tenant": tenant, "agent_id": agent_id, "user_id": user_id,
+                                          "any_user": user_id is None}).fetchone()
+    return bool(row["found"])
 
 
 def note_episodes(conn: psycopg.Connection, scope: ScopeKey, count: int) -> int:

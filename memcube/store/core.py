@@ -66,11 +66,16 @@ def find_block(conn: psycopg.Connection, *, tenant: str, agent_id: str, user_id:
 
 def list_paging_candidates(conn: psycopg.Connection, *, tenant: str, agent_id: str, user_id: str | None,
                            min_accesses: int, limit: int) -> list[dict[str, Any]]:
-    """Return the active archival cubes of a scope accessed at least `min_accesses` times, most accessed first."""
+    """Return the active archival cubes of a scope accessed at least `min_accesses` times, most accessed first,
+    each with its confidence and `derived`: whether consolidation made it (its first version says so, whatever
+    later versions, such as paging's, put in the current provenance)."""
     query = sql.SQL(
-        "SELECT id, content, importance, access_count, last_accessed_at, created_at, version FROM memcubes "
-        "WHERE tenant = %(tenant)s AND agent_id = %(agent_id)s AND {} AND tier = 'archival' AND status = 'active' "
-        "AND access_count >= %(min)s ORDER BY access_count DESC, id LIMIT %(limit)s").format(_user(user_id))
+        "SELECT m.id, m.content, m.importance, m.confidence, m.access_count, m.last_accessed_at, m.created_at, "
+        "m.version, EXISTS (SELECT 1 FROM memcube_versions v WHERE v.cube_id = m.id AND v.version = 1 "
+        "AND v.provenance->>'source' = 'consolidation') AS derived FROM memcubes m "
+        "WHERE m.tenant = %(tenant)s AND m.agent_id = %(agent_id)s AND {} AND m.tier = 'archival' "
+        "AND m.status = 'active' AND m.access_count >= %(min)s ORDER BY m.access_count DESC, m.id "
+        "LIMIT %(limit)s").format(_user(user_id))
     return conn.execute(query, {"tenant": tenant, "agent_id": agent_id, "user_id": user_id, "min": min_accesses,
                                 "limit": limit}).fetchall()
 

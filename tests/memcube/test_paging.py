@@ -16,9 +16,11 @@ NOW = datetime(2025, 6, 1, tzinfo=timezone.utc)
 POLICY = PagingPolicy(budget=100, min_accesses=3, cooldown=timedelta(hours=1))
 
 
-def item(tokens, importance=0.5, accesses=0, days_ago=0.0, pinned=False, paged_out_at=None):
+def item(tokens, importance=0.5, accesses=0, days_ago=0.0, pinned=False, paged_out_at=None, confidence=1.0,
+         derived=False):
     return Pageable(id=uuid.uuid4(), version=1, tokens=tokens, importance=importance, access_count=accesses,
-                    last_used=NOW - timedelta(days=days_ago), pinned=pinned, paged_out_at=paged_out_at)
+                    last_used=NOW - timedelta(days=days_ago), pinned=pinned, paged_out_at=paged_out_at,
+                    confidence=confidence, derived=derived)
 
 
 def test_value_weighs_importance_recency_and_frequency():
@@ -61,6 +63,16 @@ def test_page_in_goes_most_valuable_first_when_room_is_short():
     better, worse = item(30, importance=0.9, accesses=5), item(30, importance=0.1, accesses=5)
     moves = plan_paging([item(50, pinned=True)], [worse, better], now=NOW, policy=POLICY)
     assert [m.id for m in moves] == [better.id]
+
+
+def test_a_derived_memory_pages_in_only_when_confident_enough():
+    unsure = item(10, importance=0.9, accesses=50, confidence=0.6, derived=True)
+    confirmed = item(10, importance=0.1, accesses=5, confidence=0.8, derived=True)
+    stated = item(10, importance=0.1, accesses=5, confidence=0.3)  # said by a client: its confidence is theirs
+    moves = plan_paging([], [unsure, confirmed, stated], now=NOW, policy=POLICY)
+    assert {m.id for m in moves} == {confirmed.id, stated.id}
+    lenient = PagingPolicy(budget=100, min_accesses=3, min_confidence=0.5)
+    assert unsure.id in {m.id for m in plan_paging([], [unsure], now=NOW, policy=lenient)}
 
 
 def apply(core_items, archival, moves, now):
@@ -133,3 +145,21 @@ def test_apply_paging_writes_versions_with_reasons_and_is_stable(conn, embedder,
     # Stable: nothing moves again, and the cube paged out does not come straight back.
     cube_store.record_access(conn, {written.paging[0].id: (9, datetime.now(timezone.utc))})
     assert apply_paging(conn, tenant=tenant, agent_id=agent_id, user_id=None, settings=small) == []
+
+
+def test_apply_paging_knows_a_derived_memory_by_its_first_version(conn, embedder, settings):
+    tenant, agent_id = f"t-{uuid.uuid4().hex[:8]}", "pager"
+    [fact] = cube.create_cubes(conn, tenant=tenant, actor="job:1", embedder=embedder, settings=settings,
+                               source="consolidation", items=[MemCubeCreate(
+                                   agent_id=agent_id, kind="semantic", content="The user's name is Priya",
+                                   confidence=0.6, importance=0.9)])
+    cube_store.record_access(conn, {fact["id"]: (5, datetime.now(timezone.utc))})
+    assert apply_paging(conn, tenant=tenant, agent_id=agent_id, user_id=None, settings=settings) == []
+    # A later version (here a client's) does not launder where the memory came from.
+    cube_store.update_cube(conn, tenant=tenant, cube_id=fact["id"], changes={"importance": 1.0},
+                           provenance=cube.provenance("api", "key:1"))
+    assert apply_paging(conn, tenant=tenant, agent_id=agent_id, user_id=None, settings=settings) == []
+    cube_store.update_cube(conn, tenant=tenant, cube_id=fact["id"], changes={"confidence": 0.8},
+                           provenance=cube.provenance("api", "key:1"))
+    [move] = apply_paging(conn, tenant=tenant, agent_id=agent_id, user_id=None, settings=settings)
+    assert (move.id, move.tier) == (fact["id"], "core")

@@ -139,6 +139,7 @@ def test_a_malformed_llm_answer_fails_the_job_and_the_episodes_wait_for_the_next
 def test_jobs_belong_to_their_tenant_and_bad_requests_are_refused(api, agent_id, worker, server, admin):
     from tests.conftest import new_tenant_api
 
+    remember(api, agent_id, "Hello there!")
     job_id = consolidate(api, agent_id)
     assert api.get(f"/v1/jobs/{job_id}").status_code == 200
     other = new_tenant_api(server, admin)
@@ -149,9 +150,11 @@ def test_jobs_belong_to_their_tenant_and_bad_requests_are_refused(api, agent_id,
     assert api.post(f"/v1/agents/{agent_id}/consolidate", json={"user_id": ""}).status_code == 422
     reader = new_tenant_api(server, admin, scopes=("read",))
     assert reader.post(f"/v1/agents/{agent_id}/consolidate").status_code == 403
-    # Nothing to consolidate is a job that succeeds with zero counts.
+    # An agent without episodes has nothing to consolidate: refused, not a job that does nothing.
+    assert api.post(f"/v1/agents/{agent_id}-none/consolidate").status_code == 404
+    # An episode that states nothing is consolidated into nothing but its session's count.
     job = wait_job(api, job_id, worker=worker)
-    assert job["state"] == "succeeded" and set(job["counts"].values()) == {0}
+    assert job["state"] == "succeeded" and job["counts"]["episodes"] == 1 and job["counts"]["added"] == 0
 
 
 def test_the_page_task_moves_the_least_valuable_core_memories_to_archival(api, agent_id, worker, redis_url):

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 
 from memcube import agent, jobs
 from memcube.models import AgentSummary, ConsolidateRequest, JobAccepted, Page
-from services.api.deps import Conn, Reader, Writer
+from services.api.deps import Conn, Reader, RuntimeDep, Writer
 from services.api.params import Cursor, Limit, PathIdent
 
 router = APIRouter(prefix="/v1/agents", tags=["background work"])
@@ -22,10 +22,10 @@ def list_agents(conn: Conn, who: Reader, limit: Limit = 50,
 
 
 @router.post("/{agent_id}/consolidate", status_code=202, response_model=JobAccepted)
-def consolidate(agent_id: PathIdent, conn: Conn, who: Writer, response: Response,
+def consolidate(agent_id: PathIdent, conn: Conn, who: Writer, rt: RuntimeDep, response: Response,
                 body: ConsolidateRequest | None = None) -> Any:
     request = body or ConsolidateRequest()
-    job, created = jobs.enqueue_consolidation(conn, tenant=who.tenant, agent_id=agent_id, user_id=request.user_id,
-                                              trigger="api", engine=request.engine, actor=who.actor)
+    job, created = jobs.request_consolidation(conn, tenant=who.tenant, agent_id=agent_id, user_id=request.user_id,
+                                              engine=request.engine, actor=who.actor, settings=rt.settings)
     response.headers["Location"] = f"/v1/jobs/{job['id']}"
     return {"job_id": job["id"], "state": job["state"], "existing": not created}

@@ -81,3 +81,13 @@ def test_topic_groups_join_close_vectors_keep_order_and_respect_the_size_cap():
     near_a = np.array([0.9, 0.1])
     assert group_by_topic([a, b, near_a, None, b], threshold=0.8, max_size=10) == [[0, 2], [1, 4], [3]]
     assert group_by_topic([a, a, a], threshold=0.8, max_size=2) == [[0, 1], [2]]
+
+
+def test_statements_of_one_instant_follow_each_other_and_no_validity_is_empty():
+    ledger, lisbon = Ledger(), known(since=T0)
+    porto = ledger.apply(Decision("supersede", Candidate("The user lives in Porto", [episode(T0)]), lisbon))
+    braga = ledger.apply(Decision("supersede", Candidate("The user lives in Braga", [episode(T0)]), porto))
+    assert lisbon.valid_from == T0 < lisbon.valid_to == porto.valid_from < porto.valid_to == braga.valid_from
+    assert (lisbon.status, porto.status, braga.status) == ("superseded", "superseded", "active")
+    assert braga.valid_from - T0 == timedelta(microseconds=2) and braga.valid_to is None
+    assert {"status", "valid_to"} <= lisbon.changed
