@@ -42,6 +42,11 @@ from memcube.store import cubes as cube_store
 FREQUENCY_HALF = 10
 # Archival cubes a run considers for paging in (the most accessed of the scope).
 CANDIDATE_LIMIT = 200
+# What may be paged into core: facts. A conversation turn or a summary stays archival however often it is
+# recalled: it is recalled when a query needs it, whereas core is shown with every query, and a handful of
+# popular turns would take the room of every context (seen on LoCoMo: core filled with episodes that answered
+# earlier questions, and left a 500-token context nothing for the question asked).
+PAGE_IN_KINDS = ("semantic", "core")
 # Confidence is stored as a 4-byte float: 0.8 may come back a hair under 0.8.
 CONFIDENCE_ROUNDING = 1e-6
 
@@ -145,7 +150,8 @@ def apply_paging(conn: psycopg.Connection, *, tenant: str, agent_id: str, user_i
     core_store.lock(conn, "paging", tenant, agent_id, user_id)
     core_rows = core_store.list_core(conn, tenant=tenant, agent_id=agent_id, user_id=user_id)
     candidates = core_store.list_paging_candidates(conn, tenant=tenant, agent_id=agent_id, user_id=user_id,
-                                                   min_accesses=settings.paging_min_accesses, limit=CANDIDATE_LIMIT)
+                                                   min_accesses=settings.paging_min_accesses, kinds=PAGE_IN_KINDS,
+                                                   limit=CANDIDATE_LIMIT)
     paged_out = core_store.last_paged_out(conn, [r["id"] for r in candidates])
     counts = tokens.count_many([r["content"] for r in [*core_rows, *candidates]])
     items = [Pageable(id=r["id"], version=r["version"], tokens=n, importance=float(r["importance"]),

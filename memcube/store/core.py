@@ -65,8 +65,9 @@ def find_block(conn: psycopg.Connection, *, tenant: str, agent_id: str, user_id:
 
 
 def list_paging_candidates(conn: psycopg.Connection, *, tenant: str, agent_id: str, user_id: str | None,
-                           min_accesses: int, limit: int) -> list[dict[str, Any]]:
-    """Return the active archival cubes of a scope accessed at least `min_accesses` times, most accessed first,
+                           min_accesses: int, kinds: Sequence[str], limit: int) -> list[dict[str, Any]]:
+    """Return the active archival cubes of a scope of the given kinds accessed at least `min_accesses` times,
+    most accessed first,
     each with its confidence and `derived`: whether consolidation made it (its first version says so, whatever
     later versions, such as paging's, put in the current provenance)."""
     query = sql.SQL(
@@ -74,10 +75,10 @@ def list_paging_candidates(conn: psycopg.Connection, *, tenant: str, agent_id: s
         "m.version, EXISTS (SELECT 1 FROM memcube_versions v WHERE v.cube_id = m.id AND v.version = 1 "
         "AND v.provenance->>'source' = 'consolidation') AS derived FROM memcubes m "
         "WHERE m.tenant = %(tenant)s AND m.agent_id = %(agent_id)s AND {} AND m.tier = 'archival' "
-        "AND m.status = 'active' AND m.access_count >= %(min)s ORDER BY m.access_count DESC, m.id "
-        "LIMIT %(limit)s").format(_user(user_id))
+        "AND m.status = 'active' AND m.kind = ANY(%(kinds)s) AND m.access_count >= %(min)s "
+        "ORDER BY m.access_count DESC, m.id LIMIT %(limit)s").format(_user(user_id))
     return conn.execute(query, {"tenant": tenant, "agent_id": agent_id, "user_id": user_id, "min": min_accesses,
-                                "limit": limit}).fetchall()
+                                "kinds": list(kinds), "limit": limit}).fetchall()
 
 
 def last_paged_out(conn: psycopg.Connection, cube_ids: Sequence[UUID]) -> dict[UUID, datetime]:

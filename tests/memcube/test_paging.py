@@ -119,11 +119,15 @@ def test_apply_paging_writes_versions_with_reasons_and_is_stable(conn, embedder,
         "Pinned: the user is vegetarian and never eats fish or meat at all.",  # 15 tokens
         "Pinned: budget trips only, hostels over hotels, always.",  # 13 tokens
     ], tier="core", importance=0.2)
-    hot = scope(conn, embedder, small, tenant, agent_id, ["Prefers night trains."], importance=0.9)[0]
-    cube_store.record_access(conn, {hot["id"]: (5, datetime.now(timezone.utc))})
+    hot = scope(conn, embedder, small, tenant, agent_id, ["Prefers night trains."], importance=0.9,
+                kind="semantic")[0]
+    turn = scope(conn, embedder, small, tenant, agent_id, ["ok"], importance=1.0, session_id="s")[0]
+    cube_store.record_access(conn, {hot["id"]: (5, datetime.now(timezone.utc)),
+                                    turn["id"]: (50, datetime.now(timezone.utc))})
 
     moves = apply_paging(conn, tenant=tenant, agent_id=agent_id, user_id=None, settings=small)
-    # 38 tokens of core fit 42; the hot cube (4 tokens) fits exactly in the room left.
+    # 38 tokens of core fit 42; the hot fact (4 tokens) fits exactly in the room left. The conversation turn,
+    # however often recalled, stays archival.
     assert [(m.id, m.tier) for m in moves] == [(hot["id"], "core")]
     history = cube.history(conn, tenant=tenant, cube_id=hot["id"])
     assert [(v["tier"], v["provenance"]["source"]) for v in history] == [("archival", "api"), ("core", "paging")]

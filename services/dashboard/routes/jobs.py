@@ -19,8 +19,8 @@ STATES = ("queued", "running", "succeeded", "failed")
 
 
 def _consolidate(viewer: Viewer, agent_id: str, user_id: str | None, engine: str | None) -> dict[str, Any]:
-    job, _ = jobs.enqueue_consolidation(viewer.conn, tenant=viewer.tenant, agent_id=agent_id, user_id=user_id,
-                                        trigger="api", engine=engine, actor=viewer.actor)
+    job, _ = jobs.request_consolidation(viewer.conn, tenant=viewer.tenant, agent_id=agent_id, user_id=user_id,
+                                        engine=engine, actor=viewer.actor, settings=viewer.runtime.settings)
     return job
 
 
