@@ -380,14 +380,19 @@ def _report_context(report: Report, server: Any, token: str, convs: list[Convers
 
 
 def _report_facts(report: Report) -> None:
-    try:
-        from bench import facts
-    except ImportError:
-        report.say("## 4. Facts: bench.facts is not available in this checkout\n")
-        return
-    figures = facts.measure()
-    report.say(f"## 4. Facts that are right (heuristic engine on {figures['statements']} hand-written statements, "
-               f"tests/): precision {figures['precision']:.3f}, recall {figures['recall']:.3f}")
+    from bench import facts
+
+    rows, figures = [], {}
+    corpora = [path for path in sorted(facts.CORPUS.parent.glob("fact_*.jsonl"))]
+    for path in corpora:
+        result = facts.score(facts.load_corpus(path))
+        rows.append([path.name, result.statements, result.produced, len(result.false), result.expected,
+                     result.found, result.precision, result.recall])
+        figures[path.name] = {"statements": result.statements, "precision": result.precision,
+                              "recall": result.recall}
+    report.table(["corpus (tests/memcube/consolidation)", "statements", "facts produced", "false", "required",
+                  "found", "precision", "recall"], rows,
+                 title="## 4. Facts that are right (the heuristic engine; details: python -m bench.facts)")
     report.figures["facts"] = figures
 
 

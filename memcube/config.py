@@ -122,6 +122,10 @@ class Settings(BaseSettings):
         default=0.2, ge=-1, le=1,
         description="A recalled memory that shares no word with the query needs at least this cosine "
                     "similarity to it to take room in a context (depends on the embedder).")
+    context_snippet_tokens: int = Field(
+        default=40, ge=0,
+        description="A recalled memory longer than this is shown in a context as its sentences that share the "
+                    "most words with the query, up to this many tokens; 0 shows every memory whole.")
     context_lessons_k: int = Field(default=5, ge=0, le=100, description="Lessons context assembly considers.")
     context_working_share: float = Field(
         default=0.5, ge=0, le=1,

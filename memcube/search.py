@@ -52,7 +52,7 @@ class SearchStats:
     def __init__(self, scope_ttl_seconds: float) -> None:
         self._ttl = scope_ttl_seconds
         self._sizes: dict[tuple[str, str], tuple[int, float]] = {}
-        self._words: dict[tuple[str, str, str | None], _ScopeWords] = {}
+        self._words: dict[tuple[str, str, str | None, tuple[str, ...]], _ScopeWords] = {}
         self._lexemes: dict[str, list[str]] = {}
         self._lock = threading.Lock()
 
@@ -85,22 +85,24 @@ class SearchStats:
         return lexemes
 
     def text_query(self, conn: psycopg.Connection, *, tenant: str, agent_id: str, user_id: str | None,
-                   lexemes: Sequence[str], common_fraction: float, max_matches: int) -> TextQuery:
-        """Return the full-text half of a search in a scope (an agent, or one user of it): its words without
-        those found in more than `common_fraction` of the scope's memories or in more than `max_matches` of
-        them, unless every word is that common; and the scope's document count and mean length."""
-        key = (tenant, agent_id, user_id)
+                   lexemes: Sequence[str], common_fraction: float, max_matches: int,
+                   kinds: Sequence[str] = DEFAULT_KINDS) -> TextQuery:
+        """Return the full-text half of a search in a scope (an agent, or one user of it, and the kinds searched):
+        its words without those found in more than `common_fraction` of the scope's memories or in more than
+        `max_matches` of them, unless every word is that common; and the scope's document count and mean length."""
+        key = (tenant, agent_id, user_id, tuple(sorted(kinds)))
         now = time.monotonic()
         with self._lock:
             entry = self._words.get(key)
         if entry is None or now - entry.at >= self._ttl:
-            docs, avg_len = search_store.scope_text_stats(conn, tenant=tenant, agent_id=agent_id, user_id=user_id)
+            docs, avg_len = search_store.scope_text_stats(conn, tenant=tenant, agent_id=agent_id, user_id=user_id,
+                                                          kinds=key[3])
             limit = min(common_fraction * docs, float(max_matches))
             entry = _ScopeWords(docs, avg_len, cap=int(limit) + 1, at=now)
         missing = [lex for lex in lexemes if lex not in entry.counts]
         if missing and common_fraction < 1.0:
             counted = search_store.lexeme_counts(conn, tenant=tenant, agent_id=agent_id, user_id=user_id,
-                                                 lexemes=missing, cap=entry.cap)
+                                                 kinds=key[3], lexemes=missing, cap=entry.cap)
             entry.counts.update(counted)
         with self._lock:
             if len(self._words) > CACHE_ENTRIES // 10:
@@ -157,7 +159,7 @@ def search(conn: psycopg.Connection, *, tenant: str, request: SearchRequest, emb
     size = stats.scope_size(conn, tenant=tenant, agent_id=request.agent_id, cap=settings.exact_scan_max_rows + 1)
     plan: str = choose_plan(size, settings.exact_scan_max_rows)
     text = stats.text_query(conn, tenant=tenant, agent_id=request.agent_id, user_id=request.user_id,
-                            lexemes=stats.query_lexemes(conn, request.query),
+                            kinds=scope.kinds or DEFAULT_KINDS, lexemes=stats.query_lexemes(conn, request.query),
                             common_fraction=settings.text_common_fraction,
                             max_matches=settings.text_max_word_matches)
     rows = _candidates(conn, scope, vector, text, n, plan, embedder.dim, settings)
