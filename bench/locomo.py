@@ -129,6 +129,11 @@ def run(report: Report, bench: Bench, samples: list[dict[str, Any]], checks: Seq
         server, keys[TENANT], questions, dia_of, derived="hits")
     ranked["derived memories as hits, credited with their evidence"] = _api_search(
         server, keys[TENANT], questions, dia_of, derived="hits", lineage=True)
+    every_kind = ["episodic", "semantic", "procedural", "summary", "core", "artifact"]
+    ranked["every kind, summaries too, as hits (strict)"] = _api_search(
+        server, keys[TENANT], questions, dia_of, kinds=every_kind)
+    ranked["every kind, summaries too, as hits, credited with their evidence"] = _api_search(
+        server, keys[TENANT], questions, dia_of, kinds=every_kind, lineage=True)
     for check in checks:
         name, _, value = check.partition("=")
         other = bench.serve(url, query_vectors=vectors_path, **{name: value})

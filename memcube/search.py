@@ -29,6 +29,8 @@ from memcube.store.search import Plan, ScopeFilter, TextQuery, count_vector_matc
 DEFAULT_KINDS: tuple[str, ...] = tuple(k for k in KINDS if k != "summary")
 # Characters of an evidence or derived memory shown with a hit.
 REF_CHARS = 300
+# Evidence listed with a derived hit, at most (a session summary rests on every turn of its session).
+EVIDENCE_REFS = 20
 # Entries a per-process cache holds before it starts again.
 CACHE_ENTRIES = 100_000
 
@@ -127,12 +129,18 @@ def choose_plan(scope_rows: int, exact_scan_max_rows: int) -> Plan:
 
 
 def derived_evidence(row: dict[str, Any]) -> list[UUID]:
-    """Return the ids a memory consolidation derived was derived from; none for any other memory."""
+    """Return the ids a fact consolidation derived was derived from (what it may stand for in a search); none
+    for any other memory."""
     provenance = row.get("provenance") or {}
     if row.get("kind") != "semantic" or provenance.get("source") != "consolidation":
         return []
+    return sources_of(row)
+
+
+def sources_of(row: dict[str, Any]) -> list[UUID]:
+    """Return the ids a memory's provenance says it was derived from (a fact, a summary, a lesson, a fusion)."""
     out = []
-    for ref in provenance.get("derived_from") or []:
+    for ref in (row.get("provenance") or {}).get("derived_from") or []:
         try:
             out.append(UUID(str(ref["id"])))
         except (KeyError, TypeError, ValueError):
@@ -210,8 +218,8 @@ def _evidence_in_scope(conn: psycopg.Connection, scope: ScopeFilter,
 
 
 def _sources(conn: psycopg.Connection, tenant: str, ranked: Sequence[Ranked]) -> dict[UUID, dict[str, Any]]:
-    """Return the active evidence of the derived hits, by id."""
-    ids = list(dict.fromkeys(i for r in ranked for i in derived_evidence(r.row)))
+    """Return the active evidence of the derived hits, by id (the first EVIDENCE_REFS of each)."""
+    ids = list(dict.fromkeys(i for r in ranked for i in sources_of(r.row)[:EVIDENCE_REFS]))
     if not ids:
         return {}
     return {row["id"]: row for row in cube_store.get_cubes(conn, tenant=tenant, cube_ids=ids)
@@ -235,6 +243,6 @@ def _hit(ranked: Ranked, plan: str, explain: bool, sources: dict[UUID, dict[str,
                          text_score=None if row["text_score"] is None else float(row["text_score"]),
                          text_own=bool(row.get("text_own")), rrf=ranked.rrf, lent=ranked.lent, relevance=ranked.relevance, recency=ranked.recency,
                          importance=float(row["importance"]))
-    evidence = [_ref(sources[i]) for i in derived_evidence(row) if i in sources]
+    evidence = [_ref(sources[i]) for i in sources_of(row)[:EVIDENCE_REFS] if i in sources]
     return Hit(score=ranked.score, explain=detail, derived=[_ref(d) for d in ranked.derived], evidence=evidence,
                **{k: row[k] for k in Hit.model_fields if k in row and k not in ("derived", "evidence")})
