@@ -113,8 +113,6 @@ class Settings(BaseSettings):
     paging_min_confidence: float = Field(
         default=0.8, ge=0, le=1,
         description="Confidence a memory consolidation derived needs before paging moves it into core.")
-    paging_interval_seconds: float = Field(
-        default=60.0, ge=0, description="Context assembly pages a scope inline at most this often; 0 turns it off.")
     context_recall_k: int = Field(
         default=100, ge=0, le=200,
         description="Most memories context assembly recalls by search (fewer when the budget is smaller).")

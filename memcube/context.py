@@ -23,7 +23,6 @@ the whole text costs the sum of its sections.
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
@@ -31,7 +30,7 @@ from typing import Any, Callable, Mapping, Sequence
 import psycopg
 import redis
 
-from memcube import tokens, working
+from memcube import tokens
 from memcube.access import AccessRecorder
 from memcube.config import Settings
 from memcube.embedder import Embedder
@@ -43,18 +42,14 @@ from memcube.models import (
     ContextSection,
     Hit,
     Message,
-    PagingMove,
     SearchRequest,
 )
-from memcube.paging import apply_paging
 from memcube.search import DEFAULT_KINDS, SearchStats, search
 from memcube.session import load_window, open_session
 from memcube.store import core as core_store
 from memcube.store import lessons as lesson_store
 from memcube.store.cubes import to_vector
 from memcube.text import split_sentences
-
-log = logging.getLogger(__name__)
 
 SECTIONS = ("core", "lessons", "recalled", "working")
 TITLES = {"core": "# Core memory", "lessons": "# Lessons", "recalled": "# Recalled memories",
@@ -205,25 +200,6 @@ class _KnownQuery:
         return [self._vector if t == self._text else self._inner.embed([t])[0] for t in texts]
 
 
-def _page_inline(conn: psycopg.Connection, client: redis.Redis, tenant: str, agent_id: str, user_id: str | None,
-                 settings: Settings) -> list[PagingMove]:
-    """Page the agent's scope (and the user's) if no run claimed it within MEMCUBE_PAGING_INTERVAL_SECONDS."""
-    if settings.paging_interval_seconds <= 0:
-        return []
-    moves: list[PagingMove] = []
-    for scope_user in dict.fromkeys([None, user_id]):
-        key = working.paging_key(tenant, agent_id, scope_user)
-        try:
-            due = working.claim_paging(client, key, seconds=settings.paging_interval_seconds)
-        except redis.RedisError as exc:
-            log.warning("paging of agent %s skipped: Redis did not answer (%s)", agent_id, exc)
-            continue
-        if due:
-            moves += apply_paging(conn, tenant=tenant, agent_id=agent_id, user_id=scope_user, settings=settings,
-                                  actor="paging:context")
-    return moves
-
-
 def _core_rows(conn: psycopg.Connection, tenant: str, agent_id: str, user_id: str | None) -> list[dict[str, Any]]:
     rows = core_store.list_core(conn, tenant=tenant, agent_id=agent_id, user_id=user_id, with_agent=True)
     # A user's block overrides the agent's block of the same label.
@@ -340,16 +316,15 @@ def assemble_context(conn: psycopg.Connection, client: redis.Redis, *, tenant: s
                      access: AccessRecorder | None) -> Context:
     """Return the context for an agent (and user, and session) under a token budget.
 
-    Pages the scope first when due (MEMCUBE_PAGING_INTERVAL_SECONDS) and records an access of every lesson
-    and recalled memory it includes. Raises NotFound for an unknown agent or session, InvalidInput when the
-    budget is below what the core blocks need.
+    Writes nothing (a read key may call it): it records an access of every lesson and recalled memory it
+    includes, which background paging reads. Raises NotFound for an unknown agent or session, InvalidInput
+    when the budget is below what the core blocks need.
     """
     user_id, session = request.user_id, None
     if request.session_id is not None:
         session = open_session(conn, tenant=tenant, session_id=request.session_id, agent_id=request.agent_id,
                                user_id=request.user_id)
         user_id = session["user_id"]
-    moves = _page_inline(conn, client, tenant, request.agent_id, user_id, settings)
     core = _core_rows(conn, tenant, request.agent_id, user_id)
     if not core and session is None and not core_store.agent_exists(conn, tenant=tenant, agent_id=request.agent_id):
         raise NotFound(f"agent {request.agent_id} not found")
@@ -372,4 +347,4 @@ def assemble_context(conn: psycopg.Connection, client: redis.Redis, *, tenant: s
     sections = {s: ContextSection(text=texts[s], tokens=fitted.tokens[s], dropped=fitted.dropped[s],
                                   items=[p.item for p in fitted.sections[s] if p.item is not None]) for s in SECTIONS}
     return Context(agent_id=request.agent_id, user_id=user_id, session_id=request.session_id, budget=request.budget,
-                   tokens=fitted.total, text=whole, sections=sections, paging=moves)
+                   tokens=fitted.total, text=whole, sections=sections)
