@@ -69,11 +69,11 @@ def scan(conn: psycopg.Connection, settings: Settings, *, schedule: bool = False
             queued += created
     stalled = job_store.stalled_jobs(conn, quiet_seconds=settings.broker_visibility_timeout_seconds,
                                      limit=SCAN_LIMIT)
-    waiting = outbox_store.jobs_with_unsent_messages(conn, [str(job_id) for job_id in stalled])
-    again = [job_id for job_id in stalled if str(job_id) not in waiting]
-    for job_id in again:
-        outbox_store.insert_message(conn, task=jobs.CONSOLIDATE_TASK, payload={"job_id": str(job_id)})
+    waiting = outbox_store.jobs_with_unsent_messages(conn, [str(job["id"]) for job in stalled])
+    again = [job for job in stalled if str(job["id"]) not in waiting]
+    for job in again:
+        outbox_store.insert_message(conn, task=jobs.TASKS[job["kind"]], payload={"job_id": str(job["id"])})
     if again:
-        job_store.touch_jobs(conn, again)
+        job_store.touch_jobs(conn, [job["id"] for job in again])
     purged = outbox_store.purge_sent(conn, older_than_seconds=OUTBOX_KEEP_SECONDS)
     return ScanResult(queued=queued, republished=len(again), purged=purged)
