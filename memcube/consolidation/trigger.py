@@ -31,7 +31,9 @@ def note_episodes(conn: psycopg.Connection, *, tenant: str, rows: Sequence[dict[
                   settings: Settings) -> list[dict[str, Any]]:
     """Count new episodic cubes per scope in the caller's transaction, and queue a consolidation of each scope
     whose pending episodes reach MEMCUBE_CONSOLIDATE_AFTER_EPISODES; return the jobs queued."""
-    counts = Counter((row["agent_id"], row["user_id"]) for row in rows if row["kind"] == "episodic")
+    # Trajectories are episodes too, but distillation takes them (memcube.lessons), not consolidation.
+    counts = Counter((row["agent_id"], row["user_id"]) for row in rows
+                     if row["kind"] == "episodic" and row["provenance"].get("source") != "trajectory")
     queued = []
     # A fixed order of scope row locks, so two inserts that span the same scopes cannot deadlock.
     for (agent_id, user_id), n in sorted(counts.items(), key=lambda item: (item[0][0], item[0][1] or "")):

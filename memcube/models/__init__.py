@@ -51,6 +51,7 @@ from memcube.models.job import (  # noqa: F401
     Action,
     ACTIONS,
     ConsolidateRequest,
+    DistillRequest,
     Job,
     JobAccepted,
 )
@@ -74,4 +75,19 @@ from memcube.models.context import (  # noqa: F401
     ContextItem,
     ContextSection,
     Context,
+)
+from memcube.models.lesson import (  # noqa: F401
+    Outcome,
+    Polarity,
+    LessonStatus,
+    OUTCOMES,
+    StepIn,
+    TrajectoryCreate,
+    Step,
+    TrajectoryView,
+    TrajectoryPage,
+    LessonView,
+    LessonPage,
+    TrajectoryRecorded,
+    LessonFeedback,
 )
