@@ -14,6 +14,7 @@ from services.api.middleware import BodyLimitMiddleware, Metrics, MetricsMiddlew
 from services.api.routes import admin, health, memories, search
 from services.api.routes import context, core, sessions
 from services.api.routes import agents, jobs
+from services.api.routes import lessons, trajectories
 
 
 def create_app(settings: Settings, *, runtime_factory: Callable[[Settings], Runtime] = open_runtime) -> FastAPI:
@@ -31,7 +32,7 @@ def create_app(settings: Settings, *, runtime_factory: Callable[[Settings], Runt
                   description="A memory operating system for AI agents.")
     app.state.metrics = Metrics()
     install_error_handlers(app)
-    for module in (memories, search, admin, health, sessions, core, context, agents, jobs):
+    for module in (memories, search, admin, health, sessions, core, context, agents, jobs, trajectories, lessons):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
