@@ -1,6 +1,7 @@
 """The evidence check every candidate passes before it is written: a tool it lists, and any tool-like name
-its text uses (`search_flights`, `fs.read`, `getWeather`), must occur in the trajectories it cites. A
-lesson that names a tool no trajectory used (an LLM's invention) is rejected, not written. Pure."""
+its text uses (`search_flights`, `fs.read`, `getWeather`), must occur in the trajectories it cites (or, for a
+candidate that merges into a lesson, in what that lesson says already: it passed this check when written).
+A lesson that names a tool no trajectory used (an LLM's invention) is rejected, not written. Pure."""
 
 from __future__ import annotations
 
@@ -34,10 +35,13 @@ def check_evidence(candidate: Candidate) -> str | None:
         return "it cites no trajectory"
     cited = ", ".join(str(t.id) for t in candidate.evidence)
     tools = {tool.lower() for t in candidate.evidence for tool in t.tools()}
+    words = vocabulary(candidate.evidence)
+    if candidate.target is not None:
+        tools.update(tool.lower() for tool in candidate.target.tools)
+        words.update(token.strip(".").lower() for token in _TOKEN.findall(candidate.target.content()))
     for tool in candidate.tools:
         if tool.lower() not in tools:
             return f"tool {tool!r} occurs in none of the trajectories it cites ({cited})"
-    words = vocabulary(candidate.evidence)
     for text in (*candidate.steps, candidate.avoid, candidate.instead, candidate.difference):
         for name in TOOL_LIKE.findall(text or ""):
             if name.lower() not in words:

@@ -34,8 +34,11 @@ def record_outcome(conn: psycopg.Connection, *, tenant: str, lesson: dict[str, A
         eta = utility.utility(data["successes"], data["uses"])
         reason += (f"; retired: utility {eta:.2f} is below {settings.lesson_retire_below} "
                    f"(MEMCUBE_LESSON_RETIRE_BELOW) after {data['uses']} uses")
+    # A use changes the counters, not what the lesson was learned from: every version keeps the lineage.
+    before = lesson.get("provenance") or {}
+    lineage = {key: before[key] for key in ("derived_from", "source_refs") if before.get(key)}
     return cube_store.update_cube(conn, tenant=tenant, cube_id=lesson["id"], changes=changes,
-                                  provenance=cube.provenance(source, actor, reason=reason),
+                                  provenance=cube.provenance(source, actor, reason=reason, **lineage),
                                   expected_version=lesson["version"])
 
 

@@ -2,19 +2,20 @@
 
 - A success becomes a success lesson: the situation (the task, with its values masked), the steps as
   `tool: action`, the tools in order.
-- A failure becomes a failure lesson: the failing step (the first whose observation reads like an error,
-  else the last) and what it gave, to avoid; and, when a success lesson of the same situation shows what
-  to do at that point, that, instead.
+- A failure becomes the failure lesson of its situation: the failing step (the first whose observation
+  reads like an error, else the last) and what it gave, to avoid; and, when a success lesson of the same
+  situation shows what to do at that point, that, instead. One failure lesson per situation keeps the
+  latest MAX_AVOID different mistakes.
 - A failure and a success of the same situation make a comparative lesson: where the failed run left the
   way that works, and what it got.
 
-A lesson is one procedure for one situation, so a candidate merges into a lesson of the same polarity
-whose procedure is the same (the same tools for a success, the same failing tool for a failure) and whose
-situation covers the task (half its words, in order, or a cosine similarity of at least
-MEMCUBE_LESSON_MERGE_SIMILARITY). Merging generalizes the situation to what the tasks share ("book a flight
-from Paris to Rome" and "book a flight from Oslo to Lima" make "book a flight from … to …"), which is what
-lets the lesson be found for the next variant. A success whose tools differ is a lesson of its own; if it is
-wrong, its utility retires it.
+Two tasks are of the same situation when their words match in order (at least MIN_OVERLAP of the longer
+one's, values masked) or their situations' cosine similarity reaches MEMCUBE_LESSON_MERGE_SIMILARITY. A
+success lesson is one procedure for one situation, so a success merges only into a lesson with the same
+tools; another procedure for the same situation is a lesson of its own, and if it is wrong, its utility
+retires it. Merging generalizes the situation to what the tasks share ("book a flight from Paris to Rome"
+and "book a flight from Oslo to Lima" make "book a flight from … to …"), which is what lets the lesson be
+found for the next variant.
 """
 
 from __future__ import annotations
@@ -29,8 +30,11 @@ from memcube.lessons.lesson import Lesson
 from memcube.lessons.trajectory import Trajectory
 
 GAP = "…"
-# How much of a lesson's situation a task must share, in order, to be the same situation.
-MIN_COVERAGE = 0.5
+# How much two situations must share, in order (of the longer one's words), to be the same situation.
+MIN_OVERLAP = 0.6
+# Mistakes one failure lesson lists, the latest first kept.
+MAX_AVOID = 5
+AVOID_SEPARATOR = "; "
 # Characters of an observation a failure lesson quotes.
 QUOTE_CHARS = 160
 ERROR = re.compile(r"\b(?:error|errors|failed|fails|failure|exception|denied|forbidden|not found|invalid|"
@@ -90,13 +94,15 @@ def generalize(a: str, b: str) -> str | None:
     return _collapse(out)
 
 
-def coverage(situation: str, task: str) -> float:
-    """Return the share of a situation's words that a task has, in order (gaps left out)."""
-    words = [w for w in situation.split() if w != GAP]
-    if not words:
+def overlap(situation: str, task: str) -> float:
+    """Return the share of words two situations have in common, in order, of the longer one's words (gaps and
+    the task's values left out)."""
+    mine = [w for w in situation.split() if w != GAP]
+    theirs = [w for w in mask(task).split() if w != GAP]
+    if not mine or not theirs:
         return 0.0
-    matcher = SequenceMatcher(None, _norm(words), _norm(task.split()), autojunk=False)
-    return sum(block.size for block in matcher.get_matching_blocks()) / len(words)
+    matcher = SequenceMatcher(None, _norm(mine), _norm(theirs), autojunk=False)
+    return sum(block.size for block in matcher.get_matching_blocks()) / max(len(mine), len(theirs))
 
 
 def failing_step(trajectory: Trajectory) -> int:
@@ -136,7 +142,7 @@ class HeuristicEngine:
             # A partial outcome shows neither a way that works nor one that fails: no lesson.
 
     def _same_situation(self, lesson: Lesson, task: str, similarity: float) -> bool:
-        return similarity >= self._merge_similarity or coverage(lesson.when_to_use, task) >= MIN_COVERAGE
+        return similarity >= self._merge_similarity or overlap(lesson.when_to_use, task) >= MIN_OVERLAP
 
     def _match(self, near: list[tuple[Lesson, float]], polarity: str, task: str, same) -> Lesson | None:  # noqa: ANN001
         for lesson, similarity in near:
@@ -168,7 +174,7 @@ class HeuristicEngine:
         # The first success of a situation where a failure is known (one that took a tool this success did
         # not need): what made the difference.
         failure = self._match(near, "failure", trajectory.task,
-                              lambda lesson: not lesson.tools or lesson.tools[0] not in tools)
+                              lambda lesson: any(tool not in tools for tool in lesson.tools))
         if failure is not None and self._match(near, "comparative", trajectory.task,
                                                lambda lesson: lesson.tools[:len(tools)] == tools) is None:
             failed = context.trajectories(failure.derived_from[-1:])
@@ -179,8 +185,7 @@ class HeuristicEngine:
         index = failing_step(trajectory)
         bad = trajectory.steps[index]
         before = [s.tool for s in trajectory.steps[:index] if s.tool]
-        key = [bad.tool] if bad.tool else []
-        near = context.lessons_near(trajectory.vector, tools=key)
+        near = context.lessons_near(trajectory.vector)
         # A success of the same situation that never used the tool that failed shows the way instead; its
         # latest trajectory is then evidence too.
         success = self._match(near, "success", trajectory.task,
@@ -193,13 +198,17 @@ class HeuristicEngine:
             follows = success.tools[:len(before)] == before and len(success.tools) > len(before)
             instead = (f"{success.tools[len(before)]}, as the successful runs do: " if follows
                        else "what the successful runs do: ") + " → ".join(success.tools)
-        target = self._match(near, "failure", trajectory.task,
-                             lambda lesson: lesson.tools == key if key else (lesson.avoid or "").startswith(bad.text()))
+        target = self._match(near, "failure", trajectory.task, lambda lesson: True)
         when, vector = self._situation(target, trajectory, context)
-        seen = f" (it gave: {_quote(bad.observation)})" if bad.observation else ""
-        yield Candidate("failure", when, [trajectory, *succeeded], vector, tools=key, avoid=bad.text() + seen,
-                        instead=instead, target=target,
-                        reason="heuristic: the same failing step in the same situation" if target else "heuristic")
+        mistake = (bad.text() + (f" (it gave: {_quote(bad.observation)})" if bad.observation else "")) \
+            .replace(AVOID_SEPARATOR, ", ")
+        new_key = bad.tool or mistake
+        keep = [(m, k) for m, k in _mistakes(target) if k != new_key] + [(mistake, new_key)]
+        keep = keep[-MAX_AVOID:]
+        yield Candidate("failure", when, [trajectory, *succeeded], vector,
+                        tools=[k for m, k in keep if m.startswith(f"{k}: ")],
+                        avoid=AVOID_SEPARATOR.join(m for m, _ in keep), instead=instead, target=target,
+                        reason="heuristic: a failure in the same situation" if target else "heuristic")
         if success is not None:
             comparative = self._match(near, "comparative", trajectory.task,
                                       lambda lesson: lesson.tools[:len(success.tools)] == success.tools)
@@ -224,3 +233,15 @@ class HeuristicEngine:
                         tools=tools + ([bad.tool] if bad.tool and bad.tool not in tools else []),
                         difference=difference, target=target,
                         reason="heuristic: a success and a failure of the same situation")
+
+
+def _mistakes(lesson: Lesson | None) -> list[tuple[str, str]]:
+    """Return the mistakes a failure lesson lists, each with its key: its tool, or (without one) its text. A
+    lesson whose list cannot be read that way (an LLM wrote it) counts as one mistake."""
+    if lesson is None or not lesson.avoid:
+        return []
+    items = lesson.avoid.split(AVOID_SEPARATOR)
+    keys = [item.split(":", 1)[0] if item.split(":", 1)[0] in lesson.tools else item for item in items]
+    if [k for k in keys if k in lesson.tools] != lesson.tools:
+        return [(lesson.avoid, lesson.tools[0] if lesson.tools else lesson.avoid)]
+    return list(zip(items, keys))

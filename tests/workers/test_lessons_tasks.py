@@ -29,7 +29,7 @@ def travel_agent_llm(request):
         return json.dumps({"facts": []})
     known = {polarity: label for label, polarity in KNOWN.findall(request.prompt)}
     lessons = []
-    for number, task, outcome in SHOWN.findall(request.prompt):
+    for number, _, outcome in SHOWN.findall(request.prompt):
         if outcome == "success":
             lessons.append({"polarity": "success", "when_to_use": "booking a flight between two cities",
                             "steps": ["search_flights", "hold_fare", "pay_card"],

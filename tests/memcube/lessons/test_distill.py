@@ -19,7 +19,7 @@ from memcube.lessons.distill import plan_batch, run_distillation, write_batch
 from memcube.lessons.heuristic import HeuristicEngine
 from memcube.lessons.serve import find_lessons
 from memcube.lessons.trajectory import record_trajectory
-from memcube.llm import OpenAILLM, Usage
+from memcube.llm import OpenAILLM
 from memcube.models import ContextRequest, LessonFeedback, MemCubeCreate, TrajectoryCreate
 from memcube.search import SearchStats
 from memcube.store import trajectories as trajectory_store
@@ -195,6 +195,7 @@ def test_a_lesson_that_keeps_failing_retires_and_is_no_longer_served_but_keeps_i
     versions = history(runtime, tenant, lesson["id"])
     assert [(v["version"], v["status"], v["data"]["uses"]) for v in versions] == \
         [(1, "active", 0), (2, "active", 1), (3, "active", 2), (4, "quarantined", 3)]
+    assert all(v["provenance"]["derived_from"] == lesson["provenance"]["derived_from"] for v in versions)
     assert versions[1]["provenance"]["source"] == "trajectory"
     assert versions[1]["provenance"]["reason"].startswith("used in failure trajectory")
     assert versions[3]["provenance"]["reason"] == (
@@ -263,7 +264,7 @@ def lesson_writer(extra_tool=None):
 
     def respond(request):
         found = []
-        for number, task, outcome in TRAJECTORY.findall(request.prompt):
+        for number, _, outcome in TRAJECTORY.findall(request.prompt):
             if outcome == "success":
                 tools = ["search_flights", "hold_fare", "pay_card"] + ([extra_tool] if extra_tool else [])
                 found.append({"polarity": "success", "when_to_use": "booking a flight between two cities",
@@ -353,6 +354,7 @@ def test_a_lesson_changed_between_plan_and_write_makes_the_batch_plan_again(runt
     assert done["counts"]["merged"] == 1
     [merged] = lessons(runtime, tenant)
     assert merged["version"] == 3 and merged["data"]["successes"] == 1  # the counters survived the merge
+    assert len(merged["provenance"]["derived_from"]) == 2  # and so did the lineage
 
 
 def test_two_jobs_on_one_scope_never_both_apply(runtime, quiet, tenant):

@@ -3,7 +3,7 @@ makes from successes and failures (applied to an in-memory ledger)."""
 
 import pytest
 
-from memcube.lessons.heuristic import HeuristicEngine, coverage, failing_step, generalize, mask
+from memcube.lessons.heuristic import HeuristicEngine, failing_step, generalize, mask, overlap
 from tests.memcube.lessons.support import Batch, trajectory
 
 FLIGHT = [("search_flights", "search flights", "3 found"), ("hold_fare", "hold the cheapest fare", "held"),
@@ -18,8 +18,10 @@ def test_mask_hides_instance_values_and_generalize_keeps_what_two_tasks_share():
     assert generalize("Book a flight from … to … on …", "Book a flight from Cairo to Riga on July 1") == \
         "Book a flight from … to … on …"
     assert generalize("Book a flight from Paris to Rome", "Rotate the API keys of the billing service") is None
-    assert coverage("Book a flight from … to … on …", "book a flight from Cairo to Riga on July 1") == 1.0
-    assert coverage("Book a flight from … to … on …", "Book a hotel in Rome") == pytest.approx(2 / 6)
+    # Of the longer one's words, the task's values masked: "book a flight from Cairo to Riga on July …".
+    assert overlap("Book a flight from … to … on …", "book a flight from Cairo to Riga on July 1") == \
+        pytest.approx(6 / 9)
+    assert overlap("Book a flight from … to … on …", "Book a hotel in Rome") == pytest.approx(2 / 6)
 
 
 def test_the_failing_step_is_the_first_that_reads_like_an_error_else_the_last():
@@ -79,12 +81,19 @@ def test_a_failure_becomes_a_warning_with_what_to_do_instead_and_a_comparison(ba
                                             "a failed run used pay_wallet at step 2 where they use hold_fare")
     assert {ref["id"] for ref in comparison.derived_from} == {str(failed.id)} | {
         ref["id"] for ref in batch.lessons("success")[0].derived_from}
-    # The same mistake again merges into the warning, generalizing its situation.
+    # The same mistake again merges into the warning, generalizing its situation; another one joins it.
     batch.run(engine, batch.task("Book a flight from Cairo to Riga on July 1", [
         ("search_flights", "search flights", "2 found"), ("pay_wallet", "pay from the wallet", "Error: refused")],
         outcome="failure"))
+    batch.run(engine, batch.task("Book a flight from Lyon to Kyiv on May 9", [
+        ("search_flights", "search flights", "2 found"), ("pay_cash", "pay cash; no receipt", "Error: no cash")],
+        outcome="failure"))
     assert len(batch.lessons("failure")) == 1 and len(batch.lessons("comparative")) == 1
-    assert batch.lessons("failure")[0].when_to_use == "Book a flight from … to … on …"
+    [warning] = batch.lessons("failure")
+    assert warning.when_to_use == "Book a flight from … to … on …" and warning.tools == ["pay_wallet", "pay_cash"]
+    assert warning.avoid == ("pay_wallet: pay from the wallet (it gave: Error: refused); "
+                             "pay_cash: pay cash, no receipt (it gave: Error: no cash)")
+    assert len(warning.revisions) == 3
 
 
 def test_a_success_after_a_failure_makes_the_comparison_and_a_partial_makes_nothing(batch, engine):
