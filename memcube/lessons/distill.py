@@ -103,7 +103,8 @@ class BatchContext:
         for lesson in self._ledger.lessons.values():
             if lesson.id not in found and (lesson.new or lesson.revisions):
                 found[lesson.id] = (lesson, cosine(vector, lesson.vector))
-        served = (item for item in found.values() if item[0].status != "retired")
+        # A lesson written by hand (no polarity) is the client's: distillation never merges into it.
+        served = (item for item in found.values() if item[0].status != "retired" and item[0].polarity)
         return sorted(served, key=lambda item: -item[1])
 
     def earlier(self, group: Sequence[Trajectory], k: int) -> list[Trajectory]:

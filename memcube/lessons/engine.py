@@ -19,9 +19,9 @@ class Context(Protocol):
         ...
 
     def lessons_near(self, vector: np.ndarray | None, *, tools: list[str] | None = None) -> list[tuple[Lesson, float]]:
-        """Return the scope's lessons that are served (not retired) whose situation is closest to a vector (and,
-        with `tools`, every one with exactly these tools), closest first with their cosine similarity: lessons
-        of the store and lessons this batch made so far."""
+        """Return the scope's distilled lessons that are served (not retired) whose situation is closest to a
+        vector (and, with `tools`, every one with exactly these tools), closest first with their cosine
+        similarity: lessons of the store and lessons this batch made so far."""
         ...
 
     def earlier(self, group: Sequence[Trajectory], k: int) -> list[Trajectory]:

@@ -96,7 +96,7 @@ class Lesson:
 
     id: UUID
     version: int | None
-    polarity: str
+    polarity: str | None  # None: a procedural cube written by hand
     when_to_use: str
     vector: np.ndarray | None
     steps: list[str] = field(default_factory=list)
@@ -122,9 +122,10 @@ class Lesson:
     def from_row(cls, row: dict[str, Any]) -> Lesson:
         data = dict(payload(row))
         provenance = row.get("provenance") or {}
-        polarity = data.pop("polarity", None) or "success"
+        polarity = data.pop("polarity", None)
         fields = {name: data.pop(name, None) for name in FIELDS[1:]}
-        return cls(id=row["id"], version=row["version"], polarity=polarity,
+        return cls(id=row["id"], version=row["version"],
+                   polarity=polarity if polarity in ("success", "failure", "comparative") else None,
                    when_to_use=str(fields["when_to_use"] or row["content"]), vector=as_array(row.get("embedding")),
                    steps=_strings(fields["steps"]), tools=_strings(fields["tools"]), avoid=fields["avoid"],
                    instead=fields["instead"], difference=fields["difference"], rest=data,

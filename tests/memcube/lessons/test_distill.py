@@ -429,3 +429,18 @@ def test_consolidation_leaves_trajectories_to_distillation(runtime, quiet, tenan
                          (tenant,)).fetchone() is None
     result = run_consolidation(runtime.pool, job_id=job["id"], embedder=runtime.embedder, settings=quiet, llm=None)
     assert result["counts"]["episodes"] == 0
+
+
+def test_a_lesson_written_by_hand_is_served_but_never_rewritten_by_distillation(runtime, quiet, tenant):
+    from memcube import cube
+
+    with runtime.pool.connection() as c:
+        [manual] = cube.create_cubes(c, tenant=tenant, actor="t", embedder=runtime.embedder, settings=quiet, items=[
+            MemCubeCreate(agent_id="a", user_id="u", kind="procedural", content="Compare the fares before booking")])
+    record(runtime, quiet, tenant, "Compare the fares before booking", [{"action": "compare the fares"}])
+    assert distilled(runtime, quiet, tenant)["counts"] == {"trajectories": 1, "added": 1, "merged": 0,
+                                                          "rejected": 0}
+    found = {lesson.id: lesson for lesson in served(runtime, quiet, tenant, "Compare the fares before booking")}
+    assert found[manual["id"]].version == 1 and found[manual["id"]].polarity is None
+    assert found[manual["id"]].when_to_use == "Compare the fares before booking"
+    assert len(found) == 2
