@@ -8,7 +8,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 from uuid import UUID
 
 import psycopg
@@ -25,6 +25,12 @@ log = logging.getLogger(__name__)
 # The task that runs each kind of job.
 TASKS = {"consolidate": "memcube.consolidate", "distill": "memcube.distill"}
 CONSOLIDATE_TASK = TASKS["consolidate"]
+# Plans of one batch before the job gives up for now (and is retried): the scope keeps changing under it.
+MAX_REPLANS = 3
+# Batches one job takes from a scope; a scope written to without pause is left to the next job.
+MAX_BATCHES = 100
+
+P = TypeVar("P")
 
 
 class JobBusy(Conflict):
@@ -204,6 +210,45 @@ def run_job(pool: psycopg_pool.ConnectionPool, *, job_id: UUID, owner: str, sett
         raise
     finish(pool, job_id=job_id, owner=owner, usage=usage.take())
     return job_result(pool, job_id)
+
+
+def resolve_engine(requested: str | None, configured: str, settings: Settings) -> str:
+    """Return the engine a job runs with: the one it asked for, else the configured one, where `auto` is the
+    LLM when MEMCUBE_LLM_BASE_URL is set and heuristics otherwise."""
+    if requested:
+        return requested
+    if configured == "auto":
+        return "llm" if settings.llm_base_url else "heuristic"
+    return configured
+
+
+def run_batches(pool: psycopg_pool.ConnectionPool, *, plan: Callable[[], P | None],
+                write: Callable[[psycopg.Connection, P, dict[str, int]], dict[str, int]], usage: Usage,
+                what: str) -> None:
+    """Plan and write a scope's batches until `plan` finds nothing (or MAX_BATCHES). Each batch is planned outside
+    any transaction and written by `write` in one (given the LLM usage of its plan, to add to the job); a write
+    that raises Replan is planned again, up to MAX_REPLANS times, then Conflict is raised. Usage that no write
+    recorded goes back to `usage`, so the job's end records it."""
+    for _ in range(MAX_BATCHES):
+        for _ in range(MAX_REPLANS):
+            batch = plan()
+            if batch is None:
+                return
+            taken = usage.take()
+            try:
+                with pool.connection() as conn:
+                    counts = write(conn, batch, taken)
+            except Replan:
+                usage.add(calls=taken["llm_calls"], tokens_in=taken["tokens_in"], tokens_out=taken["tokens_out"])
+                log.info("%s changed while planning; planning again", what)
+                continue
+            except BaseException:
+                usage.add(calls=taken["llm_calls"], tokens_in=taken["tokens_in"], tokens_out=taken["tokens_out"])
+                raise
+            log.info("%s: batch written; job counts %s", what, counts)
+            break
+        else:
+            raise Conflict(f"{what} kept changing; the job will be retried")
 
 
 def new_owner() -> str:

@@ -27,7 +27,7 @@ from memcube.consolidation.heuristic import HeuristicEngine
 from memcube.consolidation.ledger import Episode, Fact, Ledger, as_array, cosine, group_by_topic
 from memcube.consolidation.llm_engine import LLMEngine
 from memcube.embedder import Embedder
-from memcube.errors import ConfigError, Conflict, StaleVersion
+from memcube.errors import ConfigError, StaleVersion
 from memcube.jobs import LeaseLost, Replan
 from memcube.llm import LLM, Usage
 from memcube.models import MemCubeCreate
@@ -42,19 +42,6 @@ log = logging.getLogger(__name__)
 COUNT_KEYS = ("episodes", "added", "updated", "superseded", "unchanged", "summaries")
 # Facts compared with each candidate or episode.
 NEIGHBOURS = 5
-# Plans of one batch before the job gives up for now (and is retried): the scope keeps changing under it.
-MAX_REPLANS = 3
-# Batches one job takes from a scope; a scope written to without pause is left to the next job.
-MAX_BATCHES = 100
-
-
-def resolve_engine(requested: str | None, settings: Settings) -> str:
-    """Return the engine a job runs with: the one it asked for, else the configured one."""
-    if requested:
-        return requested
-    if settings.consolidate_engine == "auto":
-        return "llm" if settings.llm_base_url else "heuristic"
-    return settings.consolidate_engine
 
 
 def build_engine(name: str, settings: Settings, llm: LLM | None, usage: Usage) -> Engine:
@@ -290,29 +277,13 @@ class _Writer:
 def consolidate_scope(pool: psycopg_pool.ConnectionPool, scope: ScopeKey, *, job_id: UUID, owner: str,
                       engine: Engine, embedder: Embedder, settings: Settings, usage: Usage,
                       lease: jobs.LeaseKeeper | None = None) -> None:
-    """Consolidate a scope batch by batch until nothing is pending (or MAX_BATCHES); raises LeaseLost,
+    """Consolidate a scope batch by batch until nothing is pending (see jobs.run_batches); raises LeaseLost,
     LLMFailed, or Conflict when the scope kept changing under every plan."""
-    for _ in range(MAX_BATCHES):
-        for _ in range(MAX_REPLANS):
-            plan = plan_batch(pool, scope, engine=engine, embedder=embedder, settings=settings, lease=lease)
-            if plan is None:
-                return
-            taken = usage.take()
-            try:
-                with pool.connection() as conn:
-                    counts = write_batch(conn, plan, job_id=job_id, owner=owner, engine=engine, embedder=embedder,
-                                         settings=settings, usage=taken)
-            except Replan:
-                usage.add(calls=taken["llm_calls"], tokens_in=taken["tokens_in"], tokens_out=taken["tokens_out"])
-                log.info("job %s: scope %s changed while planning; planning again", job_id, scope)
-                continue
-            except BaseException:
-                usage.add(calls=taken["llm_calls"], tokens_in=taken["tokens_in"], tokens_out=taken["tokens_out"])
-                raise
-            log.info("job %s: %s consolidated %d episode(s); job counts %s", job_id, scope, plan.episodes, counts)
-            break
-        else:
-            raise Conflict(f"scope {scope} kept changing during consolidation; the job will be retried")
+    jobs.run_batches(
+        pool, usage=usage, what=f"job {job_id}: scope {scope}",
+        plan=lambda: plan_batch(pool, scope, engine=engine, embedder=embedder, settings=settings, lease=lease),
+        write=lambda conn, plan, taken: write_batch(conn, plan, job_id=job_id, owner=owner, engine=engine,
+                                                    embedder=embedder, settings=settings, usage=taken))
 
 
 def run_consolidation(pool: psycopg_pool.ConnectionPool, *, job_id: UUID, embedder: Embedder, settings: Settings,
@@ -321,7 +292,8 @@ def run_consolidation(pool: psycopg_pool.ConnectionPool, *, job_id: UUID, embedd
     owner = owner or jobs.new_owner()
 
     def start(job: dict[str, Any], usage: Usage) -> jobs.Work:
-        engine = build_engine(resolve_engine(job["engine"], settings), settings, llm, usage)
+        engine = build_engine(jobs.resolve_engine(job["engine"], settings.consolidate_engine, settings), settings,
+                              llm, usage)
         if job["user_id"] is not None:
             users = [job["user_id"]]
         else:

@@ -14,7 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from memcube.lessons.engine import Context
 from memcube.lessons.ledger import Candidate
 from memcube.lessons.lesson import Lesson
-from memcube.lessons.trajectory import Trajectory
+from memcube.lessons.trajectory import Trajectory, describe
 from memcube.lessons.utility import counters, utility
 from memcube.llm import LLM, Usage, load_prompt
 from memcube.models import Polarity, check_text
@@ -59,14 +59,8 @@ def format_trajectories(shown: Sequence[Trajectory], earlier_from: int) -> str:
         earlier = " (earlier)" if number > earlier_from else ""
         score = f", score {trajectory.score:g}" if isinstance(trajectory.score, (int, float)) else ""
         lines = [f"[{number}]{earlier} Task: {trajectory.task} (outcome: {trajectory.outcome}{score})"]
-        for index, step in enumerate(trajectory.steps, start=1):
-            line = f"    {index}. {step.text()}"
-            if step.thought:
-                line += f" (thought: {step.thought})"
-            if step.observation:
-                seen = step.observation
-                line += " → " + (seen if len(seen) <= OBSERVATION_CHARS else seen[:OBSERVATION_CHARS] + "…")
-            lines.append(line)
+        lines += [f"    {index}. {describe(step, observation_chars=OBSERVATION_CHARS)}"
+                  for index, step in enumerate(trajectory.steps, start=1)]
         if trajectory.feedback:
             lines.append(f"    Feedback: {trajectory.feedback}")
         blocks.append("\n".join(lines))

@@ -23,7 +23,7 @@ from memcube.embedder import Embedder
 from memcube.errors import TooLarge
 from memcube.lessons import feedback, trigger
 from memcube.lessons.lesson import view as lesson_view
-from memcube.models import MemCubeCreate, TrajectoryCreate, TrajectoryRecorded, TrajectoryView
+from memcube.models import MemCubeCreate, StepIn, TrajectoryCreate, TrajectoryRecorded, TrajectoryView
 from memcube.store import trajectories as store
 from memcube.store.consolidation import ScopeKey
 
@@ -78,18 +78,22 @@ class Trajectory:
         return {"type": "trajectory", "id": str(self.id), "outcome": self.outcome, "at": self.at.isoformat()}
 
 
+def describe(step: Step | StepIn, *, observation_chars: int = OBSERVATION_CHARS) -> str:
+    """Return one step as text: `tool: action (thought: ...) → observation`, the observation cut short."""
+    line = f"{step.tool}: {step.action}" if step.tool else step.action
+    if step.thought:
+        line += f" (thought: {step.thought})"
+    if step.observation:
+        seen = step.observation
+        line += " → " + (seen if len(seen) <= observation_chars else seen[:observation_chars] + "…")
+    return line
+
+
 def render(body: TrajectoryCreate) -> str:
     """Return a trajectory's readable text."""
     score = f" (score {body.score:g})" if body.score is not None else ""
     lines = [f"Task: {body.task}", f"Outcome: {body.outcome}{score}"]
-    for number, step in enumerate(body.steps, start=1):
-        line = f"{number}. {step.action}" + (f" [{step.tool}]" if step.tool else "")
-        if step.thought:
-            line += f" (thought: {step.thought})"
-        if step.observation:
-            seen = step.observation
-            line += " → " + (seen if len(seen) <= OBSERVATION_CHARS else seen[:OBSERVATION_CHARS] + "…")
-        lines.append(line)
+    lines += [f"{number}. {describe(step)}" for number, step in enumerate(body.steps, start=1)]
     if body.feedback:
         lines.append(f"Feedback: {body.feedback}")
     return "\n".join(lines)

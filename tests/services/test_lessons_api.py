@@ -61,7 +61,7 @@ def test_a_trajectory_is_stored_as_an_episodic_cube_and_queues_its_distillation(
         ("episodic", "trajectory", "trip-1", ["trajectory", "success"])
     assert cube["data"]["task"] == "Book a flight from Paris to Rome on May 3" and cube["data"]["score"] == 0.9
     assert cube["content"].startswith("Task: Book a flight from Paris to Rome on May 3\nOutcome: success (score 0.9)"
-                                      "\n1. search flights [search_flights] → 3 flights found")
+                                      "\n1. search_flights: search flights → 3 flights found")
     again = trajectory(api, agent_id, user_id="ana", outcome="failure", steps=WALLET)
     assert again["job_id"] == made["job_id"]  # the queued job takes it too
     job = api.get(f"/v1/jobs/{made['job_id']}").json()
