@@ -35,6 +35,7 @@ from memcube.access import AccessRecorder
 from memcube.config import Settings
 from memcube.embedder import Embedder
 from memcube.errors import InvalidInput, NotFound
+from memcube.lessons.serve import lessons_for_context
 from memcube.models import (
     Context,
     ContextItem,
@@ -47,7 +48,6 @@ from memcube.models import (
 from memcube.search import DEFAULT_KINDS, SearchStats, search
 from memcube.session import load_window, open_session
 from memcube.store import core as core_store
-from memcube.store import lessons as lesson_store
 from memcube.store.cubes import to_vector
 from memcube.text import split_sentences
 
@@ -282,8 +282,8 @@ def _pieces(core: list[dict[str, Any]], lessons: list[dict[str, Any]], hits: lis
                                                        "label": r["label"]}) for r in core if r["label"]],
         "paged": [(f"- {r['content']}", {"id": r["id"], "kind": r["kind"], "content": r["content"]})
                   for r in core if not r["label"]],
-        "lessons": [(f"- {r['content']}", {"id": r["id"], "kind": r["kind"], "content": r["content"]})
-                    for r in lessons],
+        "lessons": [(f"- {r['content']}", {"id": r["id"], "kind": r["kind"], "content": r["content"],
+                                            "score": r["score"]}) for r in lessons],
         "recalled": [(f"- {_speaker(h)}{text}", {"id": h.id, "kind": h.kind, "content": h.content,
                                                    "score": h.score}) for h, text in zip(hits, shown)],
         "scratchpad": [(f"Scratchpad: {scratchpad}", {"kind": "scratchpad", "content": scratchpad})]
@@ -332,9 +332,9 @@ def assemble_context(conn: psycopg.Connection, client: redis.Redis, *, tenant: s
     if session is not None:
         window, _ = load_window(conn, client, tenant=tenant, session=session, settings=settings)
     vector = embedder.embed([request.query])[0]
-    lessons = lesson_store.nearest_lessons(conn, tenant=tenant, agent_id=request.agent_id, user_id=user_id,
-                                           query_vector=to_vector(vector), k=settings.context_lessons_k) \
-        if settings.context_lessons_k else []
+    # Ranked by similarity × utility, served ones only; failure lessons read "Avoid: ...".
+    lessons = lessons_for_context(conn, tenant=tenant, agent_id=request.agent_id, user_id=user_id,
+                                  query_vector=to_vector(vector), settings=settings)
     hits = _recall(conn, tenant, request, user_id, _KnownQuery(embedder, request.query, vector), settings, stats)
     candidates, titles = _pieces(core, lessons, hits, session["scratchpad"] if session else "", window,
                                  request.query, settings.context_snippet_tokens)

@@ -12,7 +12,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationIn
 Kind = Literal["episodic", "semantic", "procedural", "summary", "core", "artifact"]
 Tier = Literal["core", "archival"]
 Status = Literal["active", "superseded", "forgotten", "quarantined"]
-Source = Literal["api", "message", "consolidation", "distillation", "paging", "import"]
+Source = Literal["api", "message", "trajectory", "consolidation", "distillation", "paging", "import"]
 LinkType = Literal["related", "supports", "contradicts", "part_of", "derived_from"]
 Scope = Literal["read", "write", "admin"]
 

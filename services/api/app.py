@@ -15,6 +15,7 @@ from services.api.routes import admin, health, memories, search
 from services.api.routes import context, core, sessions
 from services.api.routes import agents, jobs
 from services.dashboard.app import install_dashboard
+from services.api.routes import lessons, trajectories
 
 
 def create_app(settings: Settings, *, runtime_factory: Callable[[Settings], Runtime] = open_runtime) -> FastAPI:
@@ -32,7 +33,7 @@ def create_app(settings: Settings, *, runtime_factory: Callable[[Settings], Runt
                   description="A memory operating system for AI agents.")
     app.state.metrics = Metrics()
     install_error_handlers(app)
-    for module in (memories, search, admin, health, sessions, core, context, agents, jobs):
+    for module in (memories, search, admin, health, sessions, core, context, agents, jobs, trajectories, lessons):
         app.include_router(module.router)
     install_dashboard(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
