@@ -22,7 +22,7 @@ def free_port() -> int:
 def start(home: Path, port: int, token: str) -> tuple[subprocess.Popen, list[str]]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.update(MEMCUBE_HOME=str(home), MEMCUBE_PORT=str(port), MEMCUBE_ADMIN_TOKEN=token)
-    process = subprocess.Popen([sys.executable, "-m", "memcube.cli", "up"], env=env, stdout=subprocess.PIPE,
+    process = subprocess.Popen([sys.executable, "-m", "services.cli", "up"], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     lines = []
     deadline = time.monotonic() + 240
@@ -52,7 +52,7 @@ def background_processes(process: subprocess.Popen) -> dict[str, list[psutil.Pro
     for child in psutil.Process(process.pid).children(recursive=True):
         cmdline = " ".join(child.cmdline())
         for command in found:
-            if f"memcube.cli {command}" in cmdline:
+            if f"services.cli {command}" in cmdline:
                 found[command].append(child)
     return found
 
@@ -129,13 +129,13 @@ def test_up_serves_keeps_data_across_restarts_and_stops_cleanly(tmp_path):
 def test_single_process_commands_explain_missing_configuration(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     for command in ("api", "worker"):
-        result = subprocess.run([sys.executable, "-m", "memcube.cli", command], env=env, capture_output=True,
+        result = subprocess.run([sys.executable, "-m", "services.cli", command], env=env, capture_output=True,
                                 text=True, timeout=120)
         assert result.returncode == 2 and "DATABASE_URL and REDIS_URL must be set" in result.stderr
-    result = subprocess.run([sys.executable, "-m", "memcube.cli", "beat"], env=env, capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "services.cli", "beat"], env=env, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 2 and "REDIS_URL (or MEMCUBE_BROKER_URL) must be set" in result.stderr
     env["MEMCUBE_PORT"] = "not-a-port"
-    result = subprocess.run([sys.executable, "-m", "memcube.cli", "api"], env=env, capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "services.cli", "api"], env=env, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 2 and "invalid configuration" in result.stderr

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from memcube.cli import COMMANDS
+from services.cli.commands import COMMANDS
 from memcube.config import Settings, env_name
 
 ROOT = Path(__file__).resolve().parent.parent
