@@ -29,8 +29,10 @@ def create_app(settings: Settings, *, runtime_factory: Callable[[Settings], Runt
         finally:
             app.state.runtime.close()
 
-    # The docs pages (/docs, /redoc) load Swagger UI and ReDoc from the fastapi-offline package, not a CDN.
+    # /docs loads Swagger UI from the fastapi-offline package, not from a CDN. No /redoc: ReDoc's page still
+    # fetches its logo from a CDN.
     app = FastAPIOffline(title="MemCube", version="0.1.0", lifespan=lifespan, static_url="/docs-assets",
+                         redoc_url=None,
                          description="A memory operating system for AI agents.")
     app.state.metrics = Metrics()
     install_error_handlers(app)

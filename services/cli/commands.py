@@ -105,7 +105,7 @@ def cmd_worker(settings: Settings) -> int:
     require_urls(settings)
     app = create_celery(settings)
     quiet = ["--quiet"] if logging.getLogger().level > logging.INFO else []
-    app.worker_main(["worker", f"--loglevel={settings.log_level.upper()}", *quiet,
+    app.worker_main([*quiet, "worker", f"--loglevel={settings.log_level.upper()}",
                      f"--concurrency={settings.worker_concurrency}", f"--queues={settings.worker_queue}",
                      f"--hostname={worker_name()}", "--without-gossip", "--without-mingle", "--without-heartbeat"])
     return 0
