@@ -129,6 +129,11 @@ def run(report: Report, bench: Bench, samples: list[dict[str, Any]], checks: Seq
         server, keys[TENANT], questions, dia_of, derived="hits")
     ranked["derived memories as hits, credited with their evidence"] = _api_search(
         server, keys[TENANT], questions, dia_of, derived="hits", lineage=True)
+    every_kind = ["episodic", "semantic", "procedural", "summary", "core", "artifact"]
+    ranked["every kind, summaries too, as hits (strict)"] = _api_search(
+        server, keys[TENANT], questions, dia_of, kinds=every_kind)
+    ranked["every kind, summaries too, as hits, credited with their evidence"] = _api_search(
+        server, keys[TENANT], questions, dia_of, kinds=every_kind, lineage=True)
     for check in checks:
         name, _, value = check.partition("=")
         other = bench.serve(url, query_vectors=vectors_path, **{name: value})
@@ -380,14 +385,19 @@ def _report_context(report: Report, server: Any, token: str, convs: list[Convers
 
 
 def _report_facts(report: Report) -> None:
-    try:
-        from bench import facts
-    except ImportError:
-        report.say("## 4. Facts: bench.facts is not available in this checkout\n")
-        return
-    figures = facts.measure()
-    report.say(f"## 4. Facts that are right (heuristic engine on {figures['statements']} hand-written statements, "
-               f"tests/): precision {figures['precision']:.3f}, recall {figures['recall']:.3f}")
+    from bench import facts
+
+    rows, figures = [], {}
+    corpora = [path for path in sorted(facts.CORPUS.parent.glob("fact_*.jsonl"))]
+    for path in corpora:
+        result = facts.score(facts.load_corpus(path))
+        rows.append([path.name, result.statements, result.produced, len(result.false), result.expected,
+                     result.found, result.precision, result.recall])
+        figures[path.name] = {"statements": result.statements, "precision": result.precision,
+                              "recall": result.recall}
+    report.table(["corpus (tests/memcube/consolidation)", "statements", "facts produced", "false", "required",
+                  "found", "precision", "recall"], rows,
+                 title="## 4. Facts that are right (the heuristic engine; details: python -m bench.facts)")
     report.figures["facts"] = figures
 
 

@@ -113,8 +113,6 @@ class Settings(BaseSettings):
     paging_min_confidence: float = Field(
         default=0.8, ge=0, le=1,
         description="Confidence a memory consolidation derived needs before paging moves it into core.")
-    paging_interval_seconds: float = Field(
-        default=60.0, ge=0, description="Context assembly pages a scope inline at most this often; 0 turns it off.")
     context_recall_k: int = Field(
         default=100, ge=0, le=200,
         description="Most memories context assembly recalls by search (fewer when the budget is smaller).")
@@ -122,6 +120,10 @@ class Settings(BaseSettings):
         default=0.2, ge=-1, le=1,
         description="A recalled memory that shares no word with the query needs at least this cosine "
                     "similarity to it to take room in a context (depends on the embedder).")
+    context_snippet_tokens: int = Field(
+        default=40, ge=0,
+        description="A recalled memory longer than this is shown in a context as its sentences that share the "
+                    "most words with the query, up to this many tokens; 0 shows every memory whole.")
     context_lessons_k: int = Field(default=5, ge=0, le=100, description="Lessons context assembly considers.")
     context_working_share: float = Field(
         default=0.5, ge=0, le=1,
@@ -134,6 +136,30 @@ class Settings(BaseSettings):
         default=None, min_length=32,
         description="Key that signs dashboard cookies; unset: derived from the admin token, or else generated "
                     "and kept in $MEMCUBE_HOME/dashboard_secret.")
+
+    # Lessons
+    trajectory_max_steps: int = Field(default=100, ge=1, le=10_000, description="Most steps one trajectory holds.")
+    trajectory_max_step_chars: int = Field(
+        default=8000, ge=1, description="Most characters of one step (action, thought, observation and tool).")
+    distill_engine: Literal["auto", "heuristic", "llm"] = Field(
+        default="auto", description="`auto`: the LLM when MEMCUBE_LLM_BASE_URL is set, heuristics otherwise.")
+    distill_after_trajectories: int = Field(
+        default=1, ge=0, description="A scope with this many undistilled trajectories is distilled; 0: off.")
+    distill_idle_seconds: float = Field(
+        default=300.0, ge=0,
+        description="A scope with undistilled trajectories and none newer than this is distilled; 0: off.")
+    distill_every_seconds: float = Field(
+        default=3600.0, ge=0, description="Beat distils every scope with pending trajectories this often; 0: off.")
+    distill_batch_trajectories: int = Field(
+        default=100, ge=1, le=5000, description="Trajectories one distillation transaction takes.")
+    distill_group_similarity: float = Field(
+        default=0.5, ge=0, le=1, description="Cosine similarity of tasks for trajectories to share an LLM call.")
+    lesson_merge_similarity: float = Field(
+        default=0.85, ge=0, le=1,
+        description="Cosine similarity of `when_to_use` at which a candidate merges into a lesson.")
+    lesson_min_uses: int = Field(default=3, ge=1, description="Uses a lesson is on probation for.")
+    lesson_retire_below: float = Field(
+        default=0.4, ge=0, le=1, description="Utility below which a lesson past probation retires.")
 
     # Workers and consolidation
     broker_url: str | None = Field(default=None, description="Celery broker (a Redis URL); unset means REDIS_URL.")

@@ -10,9 +10,11 @@ Fitting (a pure function, `fit_context`):
    header line a day (paid for by the first memory of that day); a recalled message names its speaker.
 4. What is still left goes on back through the window, past the messages recall already showed.
 
-Recall asks search for as many memories as the budget could hold, and keeps only those whose own words
-share one with the query, that a derived fact matching it stands for, or whose vector is at least
-MEMCUBE_CONTEXT_MIN_SIMILARITY close: filler never takes room that nothing relevant needs. Session
+Recall asks search for as many memories as the budget could hold, and keeps only those that share a word with
+the query (or whose neighbouring turn does), that a derived fact matching it stands for, or whose vector is at
+least MEMCUBE_CONTEXT_MIN_SIMILARITY close: filler never takes room that nothing relevant needs. A memory
+longer than MEMCUBE_CONTEXT_SNIPPET_TOKENS is shown as its sentences that share the most words with the
+query, up to that length: the budget holds more memories, and each shows the part that answers. Session
 summaries stay out, as in search's default (a summary of a whole session would crowd out the turns).
 
 Token counts add up over whitespace (memcube.tokens), so a section costs its title plus its lines, and
@@ -21,18 +23,19 @@ the whole text costs the sum of its sections.
 
 from __future__ import annotations
 
-import logging
+import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import psycopg
 import redis
 
-from memcube import tokens, working
+from memcube import tokens
 from memcube.access import AccessRecorder
 from memcube.config import Settings
 from memcube.embedder import Embedder
 from memcube.errors import InvalidInput, NotFound
+from memcube.lessons.serve import lessons_for_context
 from memcube.models import (
     Context,
     ContextItem,
@@ -40,17 +43,13 @@ from memcube.models import (
     ContextSection,
     Hit,
     Message,
-    PagingMove,
     SearchRequest,
 )
-from memcube.paging import apply_paging
 from memcube.search import DEFAULT_KINDS, SearchStats, search
 from memcube.session import load_window, open_session
 from memcube.store import core as core_store
-from memcube.store import lessons as lesson_store
 from memcube.store.cubes import to_vector
-
-log = logging.getLogger(__name__)
+from memcube.text import split_sentences
 
 SECTIONS = ("core", "lessons", "recalled", "working")
 TITLES = {"core": "# Core memory", "lessons": "# Lessons", "recalled": "# Recalled memories",
@@ -59,6 +58,11 @@ TITLES = {"core": "# Core memory", "lessons": "# Lessons", "recalled": "# Recall
 RECALL_KINDS = [k for k in DEFAULT_KINDS if k != "procedural"]
 # The fewest tokens a recalled line costs (a date and a few words): recall asks for at most budget / this.
 MIN_LINE_TOKENS = 15
+_WORD = re.compile(r"\w+")
+# Words too common to choose a sentence by.
+_STOP = {"the", "and", "for", "you", "your", "are", "was", "were", "what", "when", "where", "who", "how", "why",
+         "did", "does", "that", "this", "with", "have", "has", "had", "her", "his", "she", "him", "they", "them",
+         "their", "from", "about", "which", "would", "could", "should", "will", "can", "not", "but", "any", "all"}
 
 
 @dataclass(frozen=True)
@@ -196,25 +200,6 @@ class _KnownQuery:
         return [self._vector if t == self._text else self._inner.embed([t])[0] for t in texts]
 
 
-def _page_inline(conn: psycopg.Connection, client: redis.Redis, tenant: str, agent_id: str, user_id: str | None,
-                 settings: Settings) -> list[PagingMove]:
-    """Page the agent's scope (and the user's) if no run claimed it within MEMCUBE_PAGING_INTERVAL_SECONDS."""
-    if settings.paging_interval_seconds <= 0:
-        return []
-    moves: list[PagingMove] = []
-    for scope_user in dict.fromkeys([None, user_id]):
-        key = working.paging_key(tenant, agent_id, scope_user)
-        try:
-            due = working.claim_paging(client, key, seconds=settings.paging_interval_seconds)
-        except redis.RedisError as exc:
-            log.warning("paging of agent %s skipped: Redis did not answer (%s)", agent_id, exc)
-            continue
-        if due:
-            moves += apply_paging(conn, tenant=tenant, agent_id=agent_id, user_id=scope_user, settings=settings,
-                                  actor="paging:context")
-    return moves
-
-
 def _core_rows(conn: psycopg.Connection, tenant: str, agent_id: str, user_id: str | None) -> list[dict[str, Any]]:
     rows = core_store.list_core(conn, tenant=tenant, agent_id=agent_id, user_id=user_id, with_agent=True)
     # A user's block overrides the agent's block of the same label.
@@ -238,13 +223,40 @@ def _recall(conn: psycopg.Connection, tenant: str, request: ContextRequest, user
 
 
 def relevant(hit: Hit, min_similarity: float) -> bool:
-    """Whether a hit may take room in a context: its own words share one with the query, a derived memory
-    that matched stands for it, or its vector is close enough (a turn that matched only by the words of
-    the turns next to it needs the vector too)."""
+    """Whether a hit may take room in a context: it shares a word with the query (its own, or a turn's next
+    to it: the question before an answer), a derived memory that matched stands for it, or its vector is
+    close enough."""
     detail = hit.explain
-    if detail is None or detail.text_own or hit.derived:
+    if detail is None or detail.text_score is not None or hit.derived:
         return True
     return detail.vector_similarity is not None and detail.vector_similarity >= min_similarity
+
+
+def query_words(query: str) -> set[str]:
+    """Return the words a snippet is chosen by: lower-cased, without stop words, cut to five letters (so that
+    "painted" and "painting" meet)."""
+    return {w[:5] for w in _WORD.findall(query.lower()) if w not in _STOP and len(w) > 1}
+
+
+def snippet(text: str, words: set[str], max_tokens: int, count: Callable[[Sequence[str]], list[int]]) -> str:
+    """Return `text` if it holds at most `max_tokens`; else its sentences that share the most query words,
+    in their order, joined by " … ", up to `max_tokens`: the best sentence always, others only if they share
+    a word with the query."""
+    if max_tokens <= 0 or count([text])[0] <= max_tokens:
+        return text
+    sentences = split_sentences(text)
+    if len(sentences) < 2:
+        return text
+    sizes = count(sentences)
+    shared = [len(words & {w[:5] for w in _WORD.findall(s.lower())}) for s in sentences]
+    chosen: set[int] = set()
+    total = 0
+    for i in sorted(range(len(sentences)), key=lambda i: (-shared[i], i)):
+        if chosen and (shared[i] == 0 or total + 1 + sizes[i] > max_tokens):
+            continue
+        total += sizes[i] + (1 if chosen else 0)  # " … " costs a token
+        chosen.add(i)
+    return " … ".join(sentences[i] for i in sorted(chosen))
 
 
 def _moment(hit: Hit) -> Any:
@@ -261,17 +273,19 @@ def _speaker(hit: Hit) -> str:
 
 
 def _pieces(core: list[dict[str, Any]], lessons: list[dict[str, Any]], hits: list[Hit], scratchpad: str,
-            window: list[Message]) -> tuple[Candidates, dict[str, int]]:
+            window: list[Message], query: str, snippet_tokens: int) -> tuple[Candidates, dict[str, int]]:
     """Render every candidate line and count them all, with the section titles, in one call."""
+    words = query_words(query)
+    shown = [snippet(h.content, words, snippet_tokens, tokens.count_many) for h in hits]
     groups: dict[str, list[tuple[str, dict[str, Any]]]] = {
         "blocks": [(f"[{r['label']}] {r['content']}", {"id": r["id"], "kind": r["kind"], "content": r["content"],
                                                        "label": r["label"]}) for r in core if r["label"]],
         "paged": [(f"- {r['content']}", {"id": r["id"], "kind": r["kind"], "content": r["content"]})
                   for r in core if not r["label"]],
-        "lessons": [(f"- {r['content']}", {"id": r["id"], "kind": r["kind"], "content": r["content"]})
-                    for r in lessons],
-        "recalled": [(f"- {_speaker(h)}{h.content}", {"id": h.id, "kind": h.kind, "content": h.content,
-                                                        "score": h.score}) for h in hits],
+        "lessons": [(f"- {r['content']}", {"id": r["id"], "kind": r["kind"], "content": r["content"],
+                                            "score": r["score"]}) for r in lessons],
+        "recalled": [(f"- {_speaker(h)}{text}", {"id": h.id, "kind": h.kind, "content": h.content,
+                                                   "score": h.score}) for h, text in zip(hits, shown)],
         "scratchpad": [(f"Scratchpad: {scratchpad}", {"kind": "scratchpad", "content": scratchpad})]
         if scratchpad else [],
         "messages": [(f"{m.role} ({m.name}): {m.content}" if m.name else f"{m.role}: {m.content}",
@@ -302,16 +316,15 @@ def assemble_context(conn: psycopg.Connection, client: redis.Redis, *, tenant: s
                      access: AccessRecorder | None) -> Context:
     """Return the context for an agent (and user, and session) under a token budget.
 
-    Pages the scope first when due (MEMCUBE_PAGING_INTERVAL_SECONDS) and records an access of every lesson
-    and recalled memory it includes. Raises NotFound for an unknown agent or session, InvalidInput when the
-    budget is below what the core blocks need.
+    Writes nothing (a read key may call it): it records an access of every lesson and recalled memory it
+    includes, which background paging reads. Raises NotFound for an unknown agent or session, InvalidInput
+    when the budget is below what the core blocks need.
     """
     user_id, session = request.user_id, None
     if request.session_id is not None:
         session = open_session(conn, tenant=tenant, session_id=request.session_id, agent_id=request.agent_id,
                                user_id=request.user_id)
         user_id = session["user_id"]
-    moves = _page_inline(conn, client, tenant, request.agent_id, user_id, settings)
     core = _core_rows(conn, tenant, request.agent_id, user_id)
     if not core and session is None and not core_store.agent_exists(conn, tenant=tenant, agent_id=request.agent_id):
         raise NotFound(f"agent {request.agent_id} not found")
@@ -319,11 +332,12 @@ def assemble_context(conn: psycopg.Connection, client: redis.Redis, *, tenant: s
     if session is not None:
         window, _ = load_window(conn, client, tenant=tenant, session=session, settings=settings)
     vector = embedder.embed([request.query])[0]
-    lessons = lesson_store.nearest_lessons(conn, tenant=tenant, agent_id=request.agent_id, user_id=user_id,
-                                           query_vector=to_vector(vector), k=settings.context_lessons_k) \
-        if settings.context_lessons_k else []
+    # Ranked by similarity × utility, served ones only; failure lessons read "Avoid: ...".
+    lessons = lessons_for_context(conn, tenant=tenant, agent_id=request.agent_id, user_id=user_id,
+                                  query_vector=to_vector(vector), settings=settings)
     hits = _recall(conn, tenant, request, user_id, _KnownQuery(embedder, request.query, vector), settings, stats)
-    candidates, titles = _pieces(core, lessons, hits, session["scratchpad"] if session else "", window)
+    candidates, titles = _pieces(core, lessons, hits, session["scratchpad"] if session else "", window,
+                                 request.query, settings.context_snippet_tokens)
     fitted = fit_context(candidates, budget=request.budget, working_share=settings.context_working_share,
                          title_tokens=titles)
     if access is not None:
@@ -333,4 +347,4 @@ def assemble_context(conn: psycopg.Connection, client: redis.Redis, *, tenant: s
     sections = {s: ContextSection(text=texts[s], tokens=fitted.tokens[s], dropped=fitted.dropped[s],
                                   items=[p.item for p in fitted.sections[s] if p.item is not None]) for s in SECTIONS}
     return Context(agent_id=request.agent_id, user_id=user_id, session_id=request.session_id, budget=request.budget,
-                   tokens=fitted.total, text=whole, sections=sections, paging=moves)
+                   tokens=fitted.total, text=whole, sections=sections)

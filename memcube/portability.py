@@ -21,6 +21,7 @@ import psycopg_pool
 from pydantic import ValidationError
 
 from memcube.consolidation.trigger import note_episodes
+from memcube.lessons.trigger import note_trajectory
 from memcube.config import Settings
 from memcube.cube import embedding_text
 from memcube.embedder import Embedder
@@ -29,6 +30,7 @@ from memcube.models.portability import (EXPORT_FORMAT, EXPORT_VERSION, CubeRecor
                                         LinkRecord, SessionRecord, timestamp_text)
 from memcube.store import portability as store
 from memcube.store import search_text
+from memcube.store.consolidation import ScopeKey
 
 RECORDS = {"cube": CubeRecord, "link": LinkRecord, "session": SessionRecord}
 # Problems listed in an error's details, at most.
@@ -57,7 +59,9 @@ def _plain(value: Any) -> Any:
 
 
 def _cube_record(row: dict[str, Any]) -> dict[str, Any]:
-    record = {k: v for k, v in row.items() if k != "tenant"}
+    record = {k: v for k, v in row.items() if k not in ("tenant", "trajectory_at", "trajectory_distilled_at")}
+    record["trajectory"] = None if row["trajectory_at"] is None else {
+        "created_at": row["trajectory_at"], "distilled_at": row["trajectory_distilled_at"]}
     record["versions"] = [{k: v for k, v in version.items() if k != "tenant"} for version in row["versions"]]
     return {"record": "cube", **_plain(record)}
 
@@ -148,6 +152,7 @@ def import_export(conn: psycopg.Connection, *, tenant: str, body: bytes, embedde
         created["cubes"], created["versions"] = len(rows), sum(len(r["versions"]) for r in rows)
         search_text.refresh_search_text(conn, tenant=tenant, cube_ids=[r["id"] for r in rows])
         _consolidation_state(conn, tenant, rows, settings)
+        _distillation_state(conn, tenant, rows, settings)
     known = {r.id for r in cubes} | set(_tenant_ids(conn, tenant, _referenced(links, sessions)))
     for link in links:
         _require(known, [link.source_id, link.target_id], f"link {link.id}")
@@ -215,6 +220,19 @@ def _consolidation_state(conn: psycopg.Connection, tenant: str, rows: list[dict[
     pending = [row for row in rows if row["kind"] == "episodic" and not row["consolidated"]]
     if pending:
         note_episodes(conn, tenant=tenant, rows=pending, settings=settings)
+
+
+def _distillation_state(conn: psycopg.Connection, tenant: str, rows: list[dict[str, Any]],
+                        settings: Settings) -> None:
+    """Trajectories keep their distillation; those not distilled yet count toward their scope's next one."""
+    for row in rows:
+        state = row["trajectory"]
+        if state is None:
+            continue
+        store.insert_trajectory(conn, tenant=tenant, cube=row, created_at=state["created_at"],
+                                distilled_at=state["distilled_at"])
+        if state["distilled_at"] is None:
+            note_trajectory(conn, ScopeKey(tenant, row["agent_id"], row["user_id"]), settings=settings)
 
 
 def _referenced(links: Sequence[LinkRecord], sessions: Sequence[SessionRecord]) -> list[UUID]:

@@ -29,6 +29,8 @@ from memcube.store.search import Plan, ScopeFilter, TextQuery, count_vector_matc
 DEFAULT_KINDS: tuple[str, ...] = tuple(k for k in KINDS if k != "summary")
 # Characters of an evidence or derived memory shown with a hit.
 REF_CHARS = 300
+# Evidence listed with a derived hit, at most (a session summary rests on every turn of its session).
+EVIDENCE_REFS = 20
 # Entries a per-process cache holds before it starts again.
 CACHE_ENTRIES = 100_000
 
@@ -52,7 +54,7 @@ class SearchStats:
     def __init__(self, scope_ttl_seconds: float) -> None:
         self._ttl = scope_ttl_seconds
         self._sizes: dict[tuple[str, str], tuple[int, float]] = {}
-        self._words: dict[tuple[str, str, str | None], _ScopeWords] = {}
+        self._words: dict[tuple[str, str, str | None, tuple[str, ...]], _ScopeWords] = {}
         self._lexemes: dict[str, list[str]] = {}
         self._lock = threading.Lock()
 
@@ -85,22 +87,24 @@ class SearchStats:
         return lexemes
 
     def text_query(self, conn: psycopg.Connection, *, tenant: str, agent_id: str, user_id: str | None,
-                   lexemes: Sequence[str], common_fraction: float, max_matches: int) -> TextQuery:
-        """Return the full-text half of a search in a scope (an agent, or one user of it): its words without
-        those found in more than `common_fraction` of the scope's memories or in more than `max_matches` of
-        them, unless every word is that common; and the scope's document count and mean length."""
-        key = (tenant, agent_id, user_id)
+                   lexemes: Sequence[str], common_fraction: float, max_matches: int,
+                   kinds: Sequence[str] = DEFAULT_KINDS) -> TextQuery:
+        """Return the full-text half of a search in a scope (an agent, or one user of it, and the kinds searched):
+        its words without those found in more than `common_fraction` of the scope's memories or in more than
+        `max_matches` of them, unless every word is that common; and the scope's document count and mean length."""
+        key = (tenant, agent_id, user_id, tuple(sorted(kinds)))
         now = time.monotonic()
         with self._lock:
             entry = self._words.get(key)
         if entry is None or now - entry.at >= self._ttl:
-            docs, avg_len = search_store.scope_text_stats(conn, tenant=tenant, agent_id=agent_id, user_id=user_id)
+            docs, avg_len = search_store.scope_text_stats(conn, tenant=tenant, agent_id=agent_id, user_id=user_id,
+                                                          kinds=key[3])
             limit = min(common_fraction * docs, float(max_matches))
             entry = _ScopeWords(docs, avg_len, cap=int(limit) + 1, at=now)
         missing = [lex for lex in lexemes if lex not in entry.counts]
         if missing and common_fraction < 1.0:
             counted = search_store.lexeme_counts(conn, tenant=tenant, agent_id=agent_id, user_id=user_id,
-                                                 lexemes=missing, cap=entry.cap)
+                                                 kinds=key[3], lexemes=missing, cap=entry.cap)
             entry.counts.update(counted)
         with self._lock:
             if len(self._words) > CACHE_ENTRIES // 10:
@@ -125,12 +129,18 @@ def choose_plan(scope_rows: int, exact_scan_max_rows: int) -> Plan:
 
 
 def derived_evidence(row: dict[str, Any]) -> list[UUID]:
-    """Return the ids a memory consolidation derived was derived from; none for any other memory."""
+    """Return the ids a fact consolidation derived was derived from (what it may stand for in a search); none
+    for any other memory."""
     provenance = row.get("provenance") or {}
     if row.get("kind") != "semantic" or provenance.get("source") != "consolidation":
         return []
+    return sources_of(row)
+
+
+def sources_of(row: dict[str, Any]) -> list[UUID]:
+    """Return the ids a memory's provenance says it was derived from (a fact, a summary, a lesson, a fusion)."""
     out = []
-    for ref in provenance.get("derived_from") or []:
+    for ref in (row.get("provenance") or {}).get("derived_from") or []:
         try:
             out.append(UUID(str(ref["id"])))
         except (KeyError, TypeError, ValueError):
@@ -157,7 +167,7 @@ def search(conn: psycopg.Connection, *, tenant: str, request: SearchRequest, emb
     size = stats.scope_size(conn, tenant=tenant, agent_id=request.agent_id, cap=settings.exact_scan_max_rows + 1)
     plan: str = choose_plan(size, settings.exact_scan_max_rows)
     text = stats.text_query(conn, tenant=tenant, agent_id=request.agent_id, user_id=request.user_id,
-                            lexemes=stats.query_lexemes(conn, request.query),
+                            kinds=scope.kinds or DEFAULT_KINDS, lexemes=stats.query_lexemes(conn, request.query),
                             common_fraction=settings.text_common_fraction,
                             max_matches=settings.text_max_word_matches)
     rows = _candidates(conn, scope, vector, text, n, plan, embedder.dim, settings)
@@ -208,8 +218,8 @@ def _evidence_in_scope(conn: psycopg.Connection, scope: ScopeFilter,
 
 
 def _sources(conn: psycopg.Connection, tenant: str, ranked: Sequence[Ranked]) -> dict[UUID, dict[str, Any]]:
-    """Return the active evidence of the derived hits, by id."""
-    ids = list(dict.fromkeys(i for r in ranked for i in derived_evidence(r.row)))
+    """Return the active evidence of the derived hits, by id (the first EVIDENCE_REFS of each)."""
+    ids = list(dict.fromkeys(i for r in ranked for i in sources_of(r.row)[:EVIDENCE_REFS]))
     if not ids:
         return {}
     return {row["id"]: row for row in cube_store.get_cubes(conn, tenant=tenant, cube_ids=ids)
@@ -233,6 +243,6 @@ def _hit(ranked: Ranked, plan: str, explain: bool, sources: dict[UUID, dict[str,
                          text_score=None if row["text_score"] is None else float(row["text_score"]),
                          text_own=bool(row.get("text_own")), rrf=ranked.rrf, lent=ranked.lent, relevance=ranked.relevance, recency=ranked.recency,
                          importance=float(row["importance"]))
-    evidence = [_ref(sources[i]) for i in derived_evidence(row) if i in sources]
+    evidence = [_ref(sources[i]) for i in sources_of(row)[:EVIDENCE_REFS] if i in sources]
     return Hit(score=ranked.score, explain=detail, derived=[_ref(d) for d in ranked.derived], evidence=evidence,
                **{k: row[k] for k in Hit.model_fields if k in row and k not in ("derived", "evidence")})

@@ -58,11 +58,6 @@ def window_key(tenant: str, agent_id: str, session_id: str) -> str:
     return f"wm:{_part(tenant)}:{_part(agent_id)}:{_part(session_id)}:window"
 
 
-def paging_key(tenant: str, agent_id: str, user_id: str | None) -> str:
-    """Return the key that marks a scope as recently paged (user_id None: the agent's own scope)."""
-    return f"wm:{_part(tenant)}:{_part(agent_id)}:{_part(user_id)}:paging"
-
-
 def tenant_pattern(tenant: str) -> str:
     """Return a SCAN pattern matching every working-memory key of a tenant."""
     return f"wm:{_part(tenant)}:*"
@@ -112,8 +107,3 @@ def read_window(client: redis.Redis, key: str, *, ttl_seconds: int) -> list[Mess
         members, _ = pipe.execute()
     return [Message.model_validate_json(member) for member in members]
 
-
-def claim_paging(client: redis.Redis, key: str, *, seconds: float) -> bool:
-    """Return True when no paging of this scope was claimed in the last `seconds` (and claim it now).
-    Raises redis.RedisError."""
-    return bool(client.set(key, "1", nx=True, px=max(int(seconds * 1000), 1)))

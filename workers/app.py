@@ -37,8 +37,8 @@ def broker_url(settings: Settings) -> str:
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
-    """Return the periodic tasks: the idle-session scan and, if on, consolidation of every pending scope and
-    paging. Each expires after its own interval, so a worker that was down does not face a pile of stale runs."""
+    """Return the periodic tasks: the idle scan and, if on, consolidation of every scope with pending episodes,
+    distillation of every scope with pending trajectories, and paging. Each expires after its own interval, so a worker that was down does not face a pile of stale runs."""
     schedule = {
         "scan": {"task": "memcube.scan", "schedule": settings.scan_interval_seconds,
                  "kwargs": {"schedule": False}, "options": {"expires": settings.scan_interval_seconds}},
@@ -47,6 +47,10 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         schedule["consolidate-pending"] = {
             "task": "memcube.scan", "schedule": settings.consolidate_every_seconds, "kwargs": {"schedule": True},
             "options": {"expires": settings.consolidate_every_seconds}}
+    if settings.distill_every_seconds > 0:
+        schedule["distill-pending"] = {
+            "task": "memcube.scan", "schedule": settings.distill_every_seconds,
+            "kwargs": {"distill_schedule": True}, "options": {"expires": settings.distill_every_seconds}}
     if settings.page_every_seconds > 0:
         schedule["page"] = {"task": "memcube.page", "schedule": settings.page_every_seconds,
                             "options": {"expires": settings.page_every_seconds}}

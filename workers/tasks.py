@@ -1,5 +1,5 @@
 """The tasks: ids and primitives in, one memcube call, a small dict out. Each is idempotent through checks
-in SQL (a job's lease and its scope's mark), acknowledged late, and retried only on transient errors."""
+in SQL (a job's lease, its scope's mark or generation), acknowledged late, and retried only on transient errors."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from memcube.consolidation import trigger
 from memcube.consolidation.run import run_consolidation
 from memcube.errors import Conflict, NotFound, Unavailable
 from memcube.jobs import JobBusy
+from memcube.lessons import trigger as lesson_trigger
+from memcube.lessons.distill import run_distillation
 from memcube.llm import LLM, build_llm
 from memcube.maintenance import page_scopes
 from memcube.runtime import Runtime, open_runtime
@@ -56,37 +58,52 @@ def _backoff(retries: int) -> float:
     return min(60.0, 2.0 ** retries)
 
 
-@shared_task(name="memcube.consolidate", bind=True, acks_late=True, max_retries=MAX_BUSY_RETRIES)
-def consolidate(self: Any, job_id: str) -> dict[str, Any]:
-    """Run a consolidation job (see memcube.consolidation.run); a finished job is left as it is."""
+def _run_job(task: Any, run: Any, job_id: str) -> dict[str, Any]:
+    """Run a job with `run` (run_consolidation or run_distillation); retry while another worker holds it, and
+    on transient errors."""
     runtime, llm = _runtime()
     try:
-        return run_consolidation(runtime.pool, job_id=UUID(job_id), embedder=runtime.embedder,
-                                 settings=runtime.settings, llm=llm, owner=f"{self.request.id}:{uuid.uuid4().hex}")
+        return run(runtime.pool, job_id=UUID(job_id), embedder=runtime.embedder, settings=runtime.settings, llm=llm,
+                   owner=f"{task.request.id}:{uuid.uuid4().hex}")
     except NotFound:
         log.warning("job %s does not exist; nothing to do", job_id)
         return {"job_id": job_id, "state": "missing"}
     except JobBusy as exc:
-        raise self.retry(exc=exc, countdown=exc.retry_in) from exc
+        raise task.retry(exc=exc, countdown=exc.retry_in) from exc
     except TRANSIENT as exc:
-        if self.request.retries >= MAX_RETRIES:
+        if task.request.retries >= MAX_RETRIES:
             # The job stays unfinished with its lease released; the scan publishes it again later.
-            log.error("job %s: giving up for now after %d retries: %s", job_id, self.request.retries, exc)
+            log.error("job %s: giving up for now after %d retries: %s", job_id, task.request.retries, exc)
             raise
-        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+        raise task.retry(exc=exc, countdown=_backoff(task.request.retries)) from exc
+
+
+@shared_task(name="memcube.consolidate", bind=True, acks_late=True, max_retries=MAX_BUSY_RETRIES)
+def consolidate(self: Any, job_id: str) -> dict[str, Any]:
+    """Run a consolidation job (see memcube.consolidation.run); a finished job is left as it is."""
+    return _run_job(self, run_consolidation, job_id)
+
+
+@shared_task(name="memcube.distill", bind=True, acks_late=True, max_retries=MAX_BUSY_RETRIES)
+def distill(self: Any, job_id: str) -> dict[str, Any]:
+    """Run a distillation job (see memcube.lessons.distill); a finished job is left as it is."""
+    return _run_job(self, run_distillation, job_id)
 
 
 @shared_task(name="memcube.scan", bind=True, acks_late=True, max_retries=MAX_RETRIES)
-def scan(self: Any, schedule: bool = False) -> dict[str, Any]:
-    """Queue consolidations of quiet sessions (or, on the schedule, of every scope with pending episodes)
-    and publish again the jobs nobody works on."""
+def scan(self: Any, schedule: bool = False, distill_schedule: bool = False) -> dict[str, Any]:
+    """Queue consolidations of quiet sessions (with `schedule`, of every scope with pending episodes) and
+    distillations of quiet scopes (with `distill_schedule`, of every scope with pending trajectories), and
+    publish again the jobs nobody works on."""
     runtime, _ = _runtime()
     try:
         with runtime.pool.connection() as conn:
             result = trigger.scan(conn, runtime.settings, schedule=schedule)
+            distills = lesson_trigger.scan(conn, runtime.settings, schedule=distill_schedule)
     except TRANSIENT as exc:
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
-    return {"queued": result.queued, "republished": result.republished, "purged": result.purged}
+    return {"queued": result.queued, "distills_queued": distills, "republished": result.republished,
+            "purged": result.purged}
 
 
 @shared_task(name="memcube.page", bind=True, acks_late=True, max_retries=MAX_RETRIES)

@@ -28,7 +28,7 @@ from typing import Iterator
 
 from memcube.consolidation import lexicon, values
 from memcube.consolidation.ledger import Candidate, Episode
-from memcube.consolidation.text import case_tells, clause_start, normalise_quotes, protect, sentences, unmask
+from memcube.text import case_tells, clause_start, normalise_quotes, protect, sentences, unmask
 
 # Roles whose words are not facts about the user.
 NON_USER_ROLES = {"assistant", "system", "tool", "agent", "function"}

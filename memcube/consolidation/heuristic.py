@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 from memcube.consolidation.extract import MANY_VALUED, OPINION, extract_facts
 from memcube.consolidation.ledger import Candidate, Decision, Episode, Fact
-from memcube.consolidation.text import split_sentences
+from memcube.text import split_sentences
 
 if TYPE_CHECKING:
     from memcube.consolidation.engine import Context

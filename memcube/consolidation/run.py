@@ -11,7 +11,6 @@ killed mid-job leaves nothing half-written, and the job's next attempt carries o
 from __future__ import annotations
 
 import logging
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -28,8 +27,9 @@ from memcube.consolidation.heuristic import HeuristicEngine
 from memcube.consolidation.ledger import Episode, Fact, Ledger, as_array, cosine, group_by_topic
 from memcube.consolidation.llm_engine import LLMEngine
 from memcube.embedder import Embedder
-from memcube.errors import ConfigError, Conflict, StaleVersion
-from memcube.llm import LLM, LLMFailed, Usage
+from memcube.errors import ConfigError, StaleVersion
+from memcube.jobs import LeaseLost, Replan
+from memcube.llm import LLM, Usage
 from memcube.models import MemCubeCreate
 from memcube.store import consolidation as scope_store
 from memcube.store import cubes as cube_store
@@ -42,27 +42,6 @@ log = logging.getLogger(__name__)
 COUNT_KEYS = ("episodes", "added", "updated", "superseded", "unchanged", "summaries")
 # Facts compared with each candidate or episode.
 NEIGHBOURS = 5
-# Plans of one batch before the job gives up for now (and is retried): the scope keeps changing under it.
-MAX_REPLANS = 3
-# Batches one job takes from a scope; a scope written to without pause is left to the next job.
-MAX_BATCHES = 100
-
-
-class Replan(Exception):
-    """The scope or a fact changed between planning and writing: plan the batch again."""
-
-
-class LeaseLost(Exception):
-    """Another worker took the job over (this one stalled past its lease): stop without writing."""
-
-
-def resolve_engine(requested: str | None, settings: Settings) -> str:
-    """Return the engine a job runs with: the one it asked for, else the configured one."""
-    if requested:
-        return requested
-    if settings.consolidate_engine == "auto":
-        return "llm" if settings.llm_base_url else "heuristic"
-    return settings.consolidate_engine
 
 
 def build_engine(name: str, settings: Settings, llm: LLM | None, usage: Usage) -> Engine:
@@ -302,81 +281,33 @@ class _Writer:
 def consolidate_scope(pool: psycopg_pool.ConnectionPool, scope: ScopeKey, *, job_id: UUID, owner: str,
                       engine: Engine, embedder: Embedder, settings: Settings, usage: Usage,
                       lease: jobs.LeaseKeeper | None = None) -> None:
-    """Consolidate a scope batch by batch until nothing is pending (or MAX_BATCHES); raises LeaseLost,
+    """Consolidate a scope batch by batch until nothing is pending (see jobs.run_batches); raises LeaseLost,
     LLMFailed, or Conflict when the scope kept changing under every plan."""
-    for _ in range(MAX_BATCHES):
-        for _ in range(MAX_REPLANS):
-            plan = plan_batch(pool, scope, engine=engine, embedder=embedder, settings=settings, lease=lease)
-            if plan is None:
-                return
-            taken = usage.take()
-            try:
-                with pool.connection() as conn:
-                    counts = write_batch(conn, plan, job_id=job_id, owner=owner, engine=engine, embedder=embedder,
-                                         settings=settings, usage=taken)
-            except Replan:
-                usage.add(calls=taken["llm_calls"], tokens_in=taken["tokens_in"], tokens_out=taken["tokens_out"])
-                log.info("job %s: scope %s changed while planning; planning again", job_id, scope)
-                continue
-            except BaseException:
-                usage.add(calls=taken["llm_calls"], tokens_in=taken["tokens_in"], tokens_out=taken["tokens_out"])
-                raise
-            log.info("job %s: %s consolidated %d episode(s); job counts %s", job_id, scope, plan.episodes, counts)
-            break
-        else:
-            raise Conflict(f"scope {scope} kept changing during consolidation; the job will be retried")
+    jobs.run_batches(
+        pool, usage=usage, what=f"job {job_id}: scope {scope}",
+        plan=lambda: plan_batch(pool, scope, engine=engine, embedder=embedder, settings=settings, lease=lease),
+        write=lambda conn, plan, taken: write_batch(conn, plan, job_id=job_id, owner=owner, engine=engine,
+                                                    embedder=embedder, settings=settings, usage=taken))
 
 
 def run_consolidation(pool: psycopg_pool.ConnectionPool, *, job_id: UUID, embedder: Embedder, settings: Settings,
                       llm: LLM | None, owner: str | None = None) -> dict[str, Any]:
-    """Run a consolidation job to its end and return {job_id, state, counts, ...}. A job that is finished is
-    returned as it is. Raises JobBusy while another worker holds it; a transient error (database, embedder)
-    propagates after the lease is released, so the caller may retry."""
-    owner = owner or uuid.uuid4().hex
-    job = jobs.claim(pool, job_id=job_id, owner=owner, settings=settings)
-    if job is None:
-        return _result(pool, job_id)
-    usage = Usage()
-    try:
-        name = resolve_engine(job["engine"], settings)
-        engine = build_engine(name, settings, llm, usage)
-    except ConfigError as exc:
-        jobs.finish(pool, job_id=job_id, owner=owner, error=exc.message)
-        return _result(pool, job_id)
-    with pool.connection() as conn:
-        job_store.set_engine(conn, job_id=job_id, engine=engine.name, model=engine.model,
-                             prompt_version=engine.prompt_version, zero_counts=dict.fromkeys(COUNT_KEYS, 0))
-        users = [job["user_id"]] if job["user_id"] is not None else \
-            scope_store.pending_users(conn, tenant=job["tenant"], agent_id=job["agent_id"])
-    try:
-        with jobs.LeaseKeeper(pool, job_id=job_id, owner=owner, lease_seconds=settings.job_lease_seconds) as lease:
-            for user_id in users:
-                consolidate_scope(pool, ScopeKey(job["tenant"], job["agent_id"], user_id), job_id=job_id,
-                                  owner=owner, engine=engine, embedder=embedder, settings=settings, usage=usage,
-                                  lease=lease)
-    except LLMFailed as exc:
-        log.warning("job %s failed: %s", job_id, exc.message)
-        jobs.finish(pool, job_id=job_id, owner=owner, error=exc.message, usage=usage.take())
-        return _result(pool, job_id)
-    except LeaseLost:
-        log.warning("job %s: another worker took it over; leaving it to them", job_id)
-        return _result(pool, job_id)
-    except BaseException:
-        # Transient (database, embedder) or an interrupt: give the job back so the retry need not wait.
-        try:
-            jobs.release(pool, job_id=job_id, owner=owner)
-        except (psycopg.Error, psycopg_pool.PoolTimeout):
-            log.warning("job %s: could not release the lease; it runs out in %.0f s", job_id,
-                        settings.job_lease_seconds)
-        raise
-    jobs.finish(pool, job_id=job_id, owner=owner, usage=usage.take())
-    return _result(pool, job_id)
+    """Run a consolidation job to its end and return {job_id, state, counts, ...} (see jobs.run_job)."""
+    owner = owner or jobs.new_owner()
 
+    def start(job: dict[str, Any], usage: Usage) -> jobs.Work:
+        engine = build_engine(jobs.resolve_engine(job["engine"], settings.consolidate_engine, settings), settings,
+                              llm, usage)
+        if job["user_id"] is not None:
+            users = [job["user_id"]]
+        else:
+            with pool.connection() as conn:
+                users = scope_store.pending_users(conn, tenant=job["tenant"], agent_id=job["agent_id"])
 
-def _result(pool: psycopg_pool.ConnectionPool, job_id: UUID) -> dict[str, Any]:
-    with pool.connection() as conn:
-        job = job_store.find_job(conn, job_id=job_id)
-    if job is None:
-        return {"job_id": str(job_id), "state": "missing"}
-    return {"job_id": str(job_id), "state": job["state"], "engine": job["engine"], "counts": job["counts"],
-            "error": job["error"]}
+        def run_scope(user_id: str | None, lease: jobs.LeaseKeeper) -> None:
+            consolidate_scope(pool, ScopeKey(job["tenant"], job["agent_id"], user_id), job_id=job_id, owner=owner,
+                              engine=engine, embedder=embedder, settings=settings, usage=usage, lease=lease)
+
+        return jobs.Work(engine.name, engine.model, engine.prompt_version, COUNT_KEYS, users, run_scope)
+
+    return jobs.run_job(pool, job_id=job_id, owner=owner, settings=settings, start=start)

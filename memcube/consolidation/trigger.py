@@ -31,7 +31,9 @@ def note_episodes(conn: psycopg.Connection, *, tenant: str, rows: Sequence[dict[
                   settings: Settings) -> list[dict[str, Any]]:
     """Count new episodic cubes per scope in the caller's transaction, and queue a consolidation of each scope
     whose pending episodes reach MEMCUBE_CONSOLIDATE_AFTER_EPISODES; return the jobs queued."""
-    counts = Counter((row["agent_id"], row["user_id"]) for row in rows if row["kind"] == "episodic")
+    # Trajectories are episodes too, but distillation takes them (memcube.lessons), not consolidation.
+    counts = Counter((row["agent_id"], row["user_id"]) for row in rows
+                     if row["kind"] == "episodic" and row["provenance"].get("source") != "trajectory")
     queued = []
     # A fixed order of scope row locks, so two inserts that span the same scopes cannot deadlock.
     for (agent_id, user_id), n in sorted(counts.items(), key=lambda item: (item[0][0], item[0][1] or "")):
@@ -69,11 +71,11 @@ def scan(conn: psycopg.Connection, settings: Settings, *, schedule: bool = False
             queued += created
     stalled = job_store.stalled_jobs(conn, quiet_seconds=settings.broker_visibility_timeout_seconds,
                                      limit=SCAN_LIMIT)
-    waiting = outbox_store.jobs_with_unsent_messages(conn, [str(job_id) for job_id in stalled])
-    again = [job_id for job_id in stalled if str(job_id) not in waiting]
-    for job_id in again:
-        outbox_store.insert_message(conn, task=jobs.CONSOLIDATE_TASK, payload={"job_id": str(job_id)})
+    waiting = outbox_store.jobs_with_unsent_messages(conn, [str(job["id"]) for job in stalled])
+    again = [job for job in stalled if str(job["id"]) not in waiting]
+    for job in again:
+        outbox_store.insert_message(conn, task=jobs.TASKS[job["kind"]], payload={"job_id": str(job["id"])})
     if again:
-        job_store.touch_jobs(conn, again)
+        job_store.touch_jobs(conn, [job["id"] for job in again])
     purged = outbox_store.purge_sent(conn, older_than_seconds=OUTBOX_KEEP_SECONDS)
     return ScanResult(queued=queued, republished=len(again), purged=purged)

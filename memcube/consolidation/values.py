@@ -13,7 +13,7 @@ import re
 from typing import Callable
 
 from memcube.consolidation import lexicon
-from memcube.consolidation.text import MASK, unmask
+from memcube.text import MASK, unmask
 
 _POSSESSIVE = {"my": "their", "My": "their"}
 _TRAILING = re.compile(r"\s+(?:now|these days|at the moment|right now|recently|lately|again|too|as well|"

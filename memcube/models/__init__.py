@@ -52,6 +52,7 @@ from memcube.models.job import (  # noqa: F401
     Action,
     ACTIONS,
     ConsolidateRequest,
+    DistillRequest,
     Job,
     JobAccepted,
 )
@@ -96,3 +97,18 @@ from memcube.models.history import (  # noqa: F401
     Lineage,
 )
 from memcube.models.dashboard import DashboardSession  # noqa: F401
+from memcube.models.lesson import (  # noqa: F401
+    Outcome,
+    Polarity,
+    LessonStatus,
+    OUTCOMES,
+    StepIn,
+    TrajectoryCreate,
+    Step,
+    TrajectoryView,
+    TrajectoryPage,
+    LessonView,
+    LessonPage,
+    TrajectoryRecorded,
+    LessonFeedback,
+)

@@ -170,4 +170,3 @@ class Context(BaseModel):
     tokens: int
     text: str
     sections: dict[str, ContextSection]
-    paging: list[PagingMove]

@@ -12,7 +12,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationIn
 Kind = Literal["episodic", "semantic", "procedural", "summary", "core", "artifact"]
 Tier = Literal["core", "archival"]
 Status = Literal["active", "superseded", "forgotten", "quarantined"]
-Source = Literal["api", "message", "consolidation", "distillation", "paging", "import"]
+Source = Literal["api", "message", "trajectory", "consolidation", "distillation", "paging", "import"]
 LinkType = Literal["related", "supports", "contradicts", "part_of", "derived_from"]
 Scope = Literal["read", "write", "admin"]
 
@@ -304,7 +304,7 @@ class Hit(BaseModel):
     created_at: datetime
     # Memories derived from this one (consolidated facts) that matched the query.
     derived: list[CubeRef] = Field(default_factory=list)
-    # For a derived hit: the active memories it was derived from.
+    # For a derived hit (a fact, a summary, a lesson, a fusion): the active memories it was derived from (20 at most).
     evidence: list[CubeRef] = Field(default_factory=list)
     explain: Explain | None = None
 

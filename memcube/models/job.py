@@ -1,4 +1,4 @@
-"""Domain types of background work: jobs and consolidation requests."""
+"""Domain types of background work: jobs, and requests for consolidation and distillation."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from memcube.models.cube import Ident, Strict
 
 
 JobState = Literal["queued", "running", "succeeded", "failed"]
-JobTrigger = Literal["api", "episodes", "idle", "schedule"]
+JobTrigger = Literal["api", "episodes", "trajectories", "idle", "schedule"]
 Engine = Literal["heuristic", "llm"]
 # What a request may ask for: an engine, or `auto` (the configured one, MEMCUBE_CONSOLIDATE_ENGINE).
 EngineChoice = Literal["auto", "heuristic", "llm"]
@@ -26,6 +26,13 @@ class ConsolidateRequest(Strict):
 
     user_id: Ident | None = None
     engine: EngineChoice | None = None
+
+
+class DistillRequest(Strict):
+    """The body of `POST /v1/agents/{agent_id}/distill`: one user of the agent, or all of them."""
+
+    user_id: Ident | None = None
+    engine: Engine | None = None
 
 
 class Job(BaseModel):

@@ -67,9 +67,16 @@ class VersionRecord(CubeFields):
     recorded_at: Timestamp
 
 
+class TrajectoryState(Strict):
+    """A cube that is a trajectory: when it was recorded, and when a distillation took it (None: not yet)."""
+
+    created_at: Timestamp
+    distilled_at: Timestamp | None = None
+
+
 class CubeRecord(CubeFields):
-    """A cube as it is now, with every version oldest first, its vector, and (for an episode) whether
-    consolidation has taken it in."""
+    """A cube as it is now, with every version oldest first, its vector, (for an episode) whether
+    consolidation has taken it in, and (for a trajectory) its distillation."""
 
     record: Literal["cube"]
     id: UUID
@@ -79,6 +86,7 @@ class CubeRecord(CubeFields):
     created_at: Timestamp
     updated_at: Timestamp
     consolidated: bool | None = None
+    trajectory: TrajectoryState | None = None
     embedding: list[Finite] | None = None
     versions: list[VersionRecord] = Field(min_length=1)
 

@@ -1,7 +1,8 @@
 """SQL of consolidation: the state of each scope (its mark and what is pending), its episodes in order,
 and the facts and summaries it merges into. Functions never commit: the caller owns the transaction.
 
-A scope is (tenant, agent_id, user_id) with user_id possibly NULL (episodes that name no user).
+A scope is (tenant, agent_id, user_id) with user_id possibly NULL (episodes that name no user). Its
+episodes are its episodic cubes except trajectories, which distillation takes (memcube.lessons).
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ SQL_SET_MARK = (
     "last_job_id = %(job)s, pending_episodes = %(pending)s "
     "WHERE tenant = %(tenant)s AND agent_id = %(agent_id)s AND user_id IS NOT DISTINCT FROM %(user_id)s"
 )
+# Trajectories (listed in their own table) are distilled, not consolidated.
+NOT_TRAJECTORY = "NOT EXISTS (SELECT 1 FROM trajectories t WHERE t.cube_id = {alias}.id)"
+_NOT_TRAJECTORY_M = sql.SQL(NOT_TRAJECTORY.format(alias="m"))
 EPISODE_COLUMNS = (
     "m.id, m.version, m.session_id, m.content, m.data, m.metadata, m.tags, m.occurred_at, m.created_at, m.status, "
     "m.embedding, m.xact_id::text AS xact_id"
@@ -75,6 +79,7 @@ SQL_SCOPES_TO_CONSOLIDATE = (
     "AND (NOT %(idle)s OR EXISTS ("
     "  SELECT 1 FROM memcubes e WHERE e.tenant = s.tenant AND e.agent_id = s.agent_id "
     "  AND e.user_id IS NOT DISTINCT FROM s.user_id AND e.kind = 'episodic' "
+    "  AND " + NOT_TRAJECTORY.format(alias="e") + " "
     "  AND (s.mark_xact IS NULL OR (e.xact_id, e.id) > (s.mark_xact, s.mark_id)) "
     "  GROUP BY e.session_id HAVING max(e.created_at) < now() - make_interval(secs => %(idle_seconds)s))) "
     "AND NOT EXISTS ("
@@ -151,15 +156,16 @@ def pending_episodes(conn: psycopg.Connection, scope: ScopeKey, *, after: Mark |
         params.update(mark_xact=after.xact_id, mark_id=after.id)
     query = sql.SQL(
         "SELECT {columns} FROM memcubes m WHERE m.tenant = %(tenant)s AND m.agent_id = %(agent_id)s AND {user} "
-        "AND m.kind = 'episodic' AND m.xact_id < pg_snapshot_xmin(pg_current_snapshot()) {after} "
+        "AND m.kind = 'episodic' AND {episode} AND m.xact_id < pg_snapshot_xmin(pg_current_snapshot()) {after} "
         "ORDER BY m.xact_id, m.id LIMIT %(limit)s"
-    ).format(columns=sql.SQL(EPISODE_COLUMNS), user=_user(scope.user_id), after=after_clause)
+    ).format(columns=sql.SQL(EPISODE_COLUMNS), user=_user(scope.user_id), after=after_clause,
+             episode=_NOT_TRAJECTORY_M)
     episodes = conn.execute(query, params).fetchall()
     if len(episodes) == limit:
         rest = sql.SQL(
             "SELECT {columns} FROM memcubes m WHERE m.tenant = %(tenant)s AND m.agent_id = %(agent_id)s AND {user} "
-            "AND m.kind = 'episodic' AND m.xact_id = %(xact)s::xid8 AND m.id > %(id)s ORDER BY m.id"
-        ).format(columns=sql.SQL(EPISODE_COLUMNS), user=_user(scope.user_id))
+            "AND m.kind = 'episodic' AND {episode} AND m.xact_id = %(xact)s::xid8 AND m.id > %(id)s ORDER BY m.id"
+        ).format(columns=sql.SQL(EPISODE_COLUMNS), user=_user(scope.user_id), episode=_NOT_TRAJECTORY_M)
         episodes += conn.execute(rest, {**params, "xact": episodes[-1]["xact_id"], "id": episodes[-1]["id"]}).fetchall()
     return episodes
 
@@ -169,8 +175,8 @@ def set_mark(conn: psycopg.Connection, scope: ScopeKey, *, mark: Mark, job_id: U
     and the insert path counts its episodes under that lock); return the new pending count."""
     count_query = sql.SQL(
         "SELECT count(*) AS n FROM memcubes m WHERE m.tenant = %(tenant)s AND m.agent_id = %(agent_id)s AND {user} "
-        "AND m.kind = 'episodic' AND (m.xact_id, m.id) > (%(xact)s::xid8, %(id)s::uuid)"
-    ).format(user=_user(scope.user_id))
+        "AND m.kind = 'episodic' AND {episode} AND (m.xact_id, m.id) > (%(xact)s::xid8, %(id)s::uuid)"
+    ).format(user=_user(scope.user_id), episode=_NOT_TRAJECTORY_M)
     params = {"tenant": scope.tenant, "agent_id": scope.agent_id, "user_id": scope.user_id, "xact": mark.xact_id,
               "id": mark.id, "job": job_id}
     pending = conn.execute(count_query, params).fetchone()["n"]

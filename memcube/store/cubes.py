@@ -39,12 +39,11 @@ SQL_INSERT_CUBE = (
     "INSERT INTO memcubes (id, tenant, agent_id, user_id, session_id, kind, tier, content, data, tags, metadata, "
     "artifact, occurred_at, valid_from, valid_to, importance, confidence, provenance, embedding, label, "
     "search_tsv, search_len) "
-    "VALUES (%(id)s, %(tenant)s, %(agent_id)s, %(user_id)s, %(session_id)s, %(kind)s, %(tier)s, %(content)s, "
+    "SELECT %(id)s, %(tenant)s, %(agent_id)s, %(user_id)s, %(session_id)s, %(kind)s, %(tier)s, %(content)s, "
     "%(data)s, %(tags)s, %(metadata)s, %(artifact)s, %(occurred_at)s, %(valid_from)s, %(valid_to)s, "
-    "%(importance)s, %(confidence)s, %(provenance)s, %(embedding)s, %(label)s, "
-    # The cube's own words; the words of its neighbours in a session follow (store/search_text.py).
-    "setweight(to_tsvector('english', %(content)s), 'A'), "
-    "memcube_search_len(setweight(to_tsvector('english', %(content)s), 'A')))"
+    "%(importance)s, %(confidence)s, %(provenance)s, %(embedding)s, %(label)s, d.doc, memcube_search_len(d.doc) "
+    # Its search document, complete: its words and those of the turns before it (store/search_text.py).
+    "FROM (SELECT " + search_text.DOCUMENT + " AS doc) AS d"
 )
 SQL_SNAPSHOT = (
     "INSERT INTO memcube_versions (cube_id, version, " + SNAPSHOT_COLUMNS + ") "
@@ -112,7 +111,7 @@ def insert_cubes(conn: psycopg.Connection, rows: list[dict[str, Any]]) -> list[d
         cur.execute(SQL_SNAPSHOT, (ids,))
     episodes = [row["id"] for row in rows if row["kind"] == "episodic" and row.get("session_id") is not None]
     if episodes:
-        search_text.refresh_search_text(conn, tenant=rows[0]["tenant"], cube_ids=episodes)
+        search_text.refresh_after_insert(conn, tenant=rows[0]["tenant"], cube_ids=episodes)
     return get_cubes(conn, tenant=rows[0]["tenant"], cube_ids=ids) if rows else []
 
 
@@ -178,7 +177,7 @@ def update_cube(conn: psycopg.Connection, *, tenant: str, cube_id: UUID, changes
         params["expected"] = expected_version
     query = sql.SQL("UPDATE memcubes SET {} WHERE {} RETURNING {}").format(
         sql.SQL(", ").join(assignments), where, sql.SQL(CUBE_COLUMNS))
-    moved = search_text.neighbour_ids(conn, tenant=tenant, cube_ids=[cube_id]) \
+    moved = search_text.follower_ids(conn, tenant=tenant, cube_ids=[cube_id]) \
         if search_text.POSITION_FIELDS & set(changes) else []
     row = conn.execute(query, params).fetchone()
     if row is None:
@@ -197,7 +196,7 @@ def erase_cube(conn: psycopg.Connection, *, cube_id: UUID, provenance: dict[str,
     conn.execute(SQL_ERASE_VERSIONS, (cube_id,))
     row = conn.execute(SQL_ERASE_CURRENT, (Jsonb(provenance), cube_id)).fetchone()
     conn.execute(SQL_SNAPSHOT, ([cube_id],))
-    # No word of it stays in its own search document or in its neighbours'.
+    # No word of it stays in its own search document or in the documents of the turns after it.
     search_text.refresh_search_text(conn, tenant=row["tenant"], cube_ids=[cube_id])
     return row
 

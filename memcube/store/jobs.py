@@ -71,7 +71,7 @@ SQL_FINISH = (
 # Jobs nobody has touched for a while: running under an expired lease (their worker died), or still queued
 # (their message was lost, or waits behind a long queue: publishing again is harmless).
 SQL_STALLED = (
-    "SELECT id FROM jobs WHERE state IN ('queued', 'running') AND updated_at < now() - make_interval(secs => %s) "
+    "SELECT id, kind FROM jobs WHERE state IN ('queued', 'running') AND updated_at < now() - make_interval(secs => %s) "
     "AND (state = 'queued' OR lease_until < now()) ORDER BY updated_at LIMIT %s"
 )
 SQL_TOUCH = "UPDATE jobs SET updated_at = now() WHERE id = ANY(%s)"
@@ -171,9 +171,9 @@ def finish_job(conn: psycopg.Connection, *, job_id: UUID, owner: str, state: str
     return conn.execute(SQL_FINISH, {"id": job_id, "owner": owner, "state": state, "error": error}).fetchone()
 
 
-def stalled_jobs(conn: psycopg.Connection, *, quiet_seconds: float, limit: int) -> list[UUID]:
-    """Return unfinished jobs untouched for `quiet_seconds` that no live lease covers."""
-    return [row["id"] for row in conn.execute(SQL_STALLED, (quiet_seconds, limit)).fetchall()]
+def stalled_jobs(conn: psycopg.Connection, *, quiet_seconds: float, limit: int) -> list[dict[str, Any]]:
+    """Return the id and kind of unfinished jobs untouched for `quiet_seconds` that no live lease covers."""
+    return conn.execute(SQL_STALLED, (quiet_seconds, limit)).fetchall()
 
 
 def touch_jobs(conn: psycopg.Connection, job_ids: list[UUID]) -> None:

@@ -18,9 +18,10 @@ _IN_SCOPE = "m.tenant = %(tenant)s AND (%(agent)s::text IS NULL OR m.agent_id = 
 SQL_EXPORT_CUBES = (
     "SELECT " + ", ".join("m." + c.strip() for c in CUBE_COLUMNS.split(",")) + ", m.embedding, "
     "CASE WHEN m.kind = 'episodic' THEN coalesce(s.mark_xact IS NOT NULL "
-    "  AND (m.xact_id, m.id) <= (s.mark_xact, s.mark_id), false) END AS consolidated "
+    "  AND (m.xact_id, m.id) <= (s.mark_xact, s.mark_id), false) END AS consolidated, "
+    "t.created_at AS trajectory_at, t.distilled_at AS trajectory_distilled_at "
     "FROM memcubes m LEFT JOIN consolidation_scopes s ON s.tenant = m.tenant AND s.agent_id = m.agent_id "
-    "AND s.user_id IS NOT DISTINCT FROM m.user_id "
+    "AND s.user_id IS NOT DISTINCT FROM m.user_id LEFT JOIN trajectories t ON t.cube_id = m.id "
     "WHERE " + _IN_SCOPE + " ORDER BY m.seq"
 )
 SQL_EXPORT_VERSIONS = (
@@ -81,6 +82,10 @@ SQL_ADVANCE_MARK = (
     "VALUES (%s, %s, %s, '1'::xid8, %s) ON CONFLICT ON CONSTRAINT consolidation_scopes_scope DO UPDATE "
     "SET mark_xact = EXCLUDED.mark_xact, mark_id = EXCLUDED.mark_id "
     "WHERE s.mark_xact IS NULL OR (s.mark_xact, s.mark_id) < (EXCLUDED.mark_xact, EXCLUDED.mark_id)"
+)
+SQL_IMPORT_TRAJECTORY = (
+    "INSERT INTO trajectories (cube_id, tenant, agent_id, user_id, created_at, distilled_at) "
+    "VALUES (%s, %s, %s, %s, %s, %s)"
 )
 SQL_IMPORT_LINK = (
     "INSERT INTO memcube_links (id, tenant, source_id, target_id, type, metadata, provenance, created_at) "
@@ -180,6 +185,13 @@ def mark_consolidated(conn: psycopg.Connection, *, tenant: str, scope: tuple[str
     """Record episodes of a scope as taken in by consolidation (they are not consolidated again)."""
     conn.execute(SQL_AS_CONSOLIDATED, (list(episode_ids),))
     conn.execute(SQL_ADVANCE_MARK, (tenant, scope[0], scope[1], max(episode_ids)))
+
+
+def insert_trajectory(conn: psycopg.Connection, *, tenant: str, cube: dict[str, Any], created_at: Any,
+                      distilled_at: Any) -> None:
+    """List an imported cube as a trajectory, distilled or not."""
+    conn.execute(SQL_IMPORT_TRAJECTORY, (cube["id"], tenant, cube["agent_id"], cube["user_id"], created_at,
+                                         distilled_at))
 
 
 def insert_link(conn: psycopg.Connection, *, tenant: str, link: dict[str, Any]) -> bool:

@@ -44,12 +44,14 @@ _LEXEME_QUERY = r"('''' || replace(replace(l, E'\\', E'\\\\'), '''', '''''') || 
 # How many of a scope's active cubes hold each lexeme, counting no further than %(cap)s.
 SQL_LEXEME_COUNTS = (
     "SELECT l AS lexeme, (SELECT count(*) FROM (SELECT 1 FROM memcubes m WHERE m.tenant = %(tenant)s "
-    "AND m.agent_id = %(agent_id)s AND {user} AND m.status = 'active' AND m.search_tsv @@ " + _LEXEME_QUERY +
+    "AND m.agent_id = %(agent_id)s AND {user} AND m.status = 'active' AND m.kind = ANY(%(kinds)s) "
+    "AND m.search_tsv @@ " + _LEXEME_QUERY +
     " LIMIT %(cap)s) AS s) AS n FROM unnest(%(lexemes)s::text[]) AS l"
 )
 SQL_SCOPE_TEXT_STATS = (
     "SELECT count(*) AS docs, coalesce(avg(search_len), 0) AS avg_len FROM memcubes m "
-    "WHERE m.tenant = %(tenant)s AND m.agent_id = %(agent_id)s AND {user} AND m.status = 'active'"
+    "WHERE m.tenant = %(tenant)s AND m.agent_id = %(agent_id)s AND {user} AND m.status = 'active' "
+    "AND m.kind = ANY(%(kinds)s)"
 )
 SQL_HNSW_SETTINGS = (
     "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
@@ -192,20 +194,24 @@ def query_lexemes(conn: psycopg.Connection, text: str) -> list[str]:
     return list(conn.execute(SQL_QUERY_LEXEMES, (text,)).fetchone()["lexemes"])
 
 
-def scope_text_stats(conn: psycopg.Connection, *, tenant: str, agent_id: str, user_id: str | None) -> tuple[int, float]:
-    """Return the number of active cubes of a scope (an agent, or one user of it) and their mean document length."""
+def scope_text_stats(conn: psycopg.Connection, *, tenant: str, agent_id: str, user_id: str | None,
+                     kinds: Sequence[str]) -> tuple[int, float]:
+    """Return the number of active cubes of the given kinds in a scope (an agent, or one user of it) and their
+    mean document length."""
     query = sql.SQL(SQL_SCOPE_TEXT_STATS).format(user=_user(user_id))
-    row = conn.execute(query, {"tenant": tenant, "agent_id": agent_id, "user_id": user_id}).fetchone()
+    row = conn.execute(query, {"tenant": tenant, "agent_id": agent_id, "user_id": user_id,
+                               "kinds": list(kinds)}).fetchone()
     return int(row["docs"]), float(row["avg_len"])
 
 
 def lexeme_counts(conn: psycopg.Connection, *, tenant: str, agent_id: str, user_id: str | None,
-                  lexemes: Sequence[str], cap: int) -> dict[str, int]:
-    """Return how many active cubes of the scope hold each lexeme, counting each no further than `cap`."""
+                  kinds: Sequence[str], lexemes: Sequence[str], cap: int) -> dict[str, int]:
+    """Return how many active cubes of the given kinds in the scope hold each lexeme, counting each no further
+    than `cap`."""
     if not lexemes:
         return {}
     query = sql.SQL(SQL_LEXEME_COUNTS).format(user=_user(user_id))
-    rows = conn.execute(query, {"tenant": tenant, "agent_id": agent_id, "user_id": user_id,
+    rows = conn.execute(query, {"tenant": tenant, "agent_id": agent_id, "user_id": user_id, "kinds": list(kinds),
                                 "lexemes": list(lexemes), "cap": cap}).fetchall()
     return {row["lexeme"]: int(row["n"]) for row in rows}
 

@@ -16,6 +16,7 @@ from services.api.routes import admin, health, memories, search
 from services.api.routes import context, core, sessions
 from services.api.routes import agents, jobs, portability
 from services.dashboard.app import install_dashboard
+from services.api.routes import lessons, trajectories
 
 
 def create_app(settings: Settings, *, runtime_factory: Callable[[Settings], Runtime] = open_runtime) -> FastAPI:
@@ -36,7 +37,8 @@ def create_app(settings: Settings, *, runtime_factory: Callable[[Settings], Runt
                          description="A memory operating system for AI agents.")
     app.state.metrics = Metrics()
     install_error_handlers(app)
-    for module in (memories, search, admin, health, sessions, core, context, agents, jobs, portability):
+    for module in (memories, search, admin, health, sessions, core, context, agents, jobs, trajectories, lessons,
+                   portability):
         app.include_router(module.router)
     install_dashboard(app)
     app.add_middleware(ContentTypeMiddleware)

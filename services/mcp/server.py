@@ -1,4 +1,5 @@
-"""The MCP server: tools to remember, search, get a context, and read and update core blocks.
+"""The MCP server: tools to remember, search, get a context, read and update core blocks, find lessons, record
+a trajectory and give a lesson feedback.
 
 Every tool calls the REST API through the SDK (`memcube_client`), so every call passes the API's
 authentication, scopes and tenant isolation. Over stdio the key is MEMCUBE_API_KEY; over streamable HTTP each
@@ -26,7 +27,8 @@ from memcube_client import AsyncMemCube, MemCubeError
 INSTRUCTIONS = (
     "Long-term memory for this agent. Call get_context at the start of a task with what the user asked, "
     "remember what is worth keeping (facts about the user, decisions, outcomes), search_memory when you need "
-    "something specific, and keep core blocks (persona, human) up to date with update_core."
+    "something specific, and keep core blocks (persona, human) up to date with update_core. For a multi-step "
+    "task, find_lessons first, and record_trajectory when done."
 )
 # Clients kept per key for the HTTP transport (each holds a connection pool to the API).
 MAX_CLIENTS = 64
@@ -128,6 +130,37 @@ def build_server(clients: Clients, *, default_agent: str | None) -> MCPServer:
         """Forget a memory (its history keeps what it said)."""
         cube = await _call(clients.for_context(ctx).memories.forget(memory_id, reason=reason))
         return {"id": str(cube.id), "status": cube.status, "version": cube.version}
+
+    @server.tool()
+    async def find_lessons(task: str, ctx: Context, agent_id: str | None = None, user_id: str | None = None,
+                           limit: int = 5) -> list[dict[str, Any]]:
+        """Lessons learnt on tasks like this one (best first): what worked, what to avoid, and how useful each
+        has been. Pass the ids you follow to record_trajectory as `lessons_used`."""
+        page = await _call(clients.for_context(ctx).lessons.list(
+            _agent(agent_id, default_agent), task=task, user_id=user_id, limit=limit))
+        return [{"id": str(lesson.id), "lesson": lesson.content, "polarity": lesson.polarity,
+                 "utility": round(lesson.utility, 3), "uses": lesson.uses} for lesson in page.items]
+
+    @server.tool()
+    async def record_trajectory(task: str, steps: list[dict[str, str]], outcome: Literal["success", "failure",
+                                                                                         "partial"],
+                                ctx: Context, agent_id: str | None = None, user_id: str | None = None,
+                                feedback: str | None = None, lessons_used: list[str] | None = None) -> dict[str, Any]:
+        """Record what you did for a task (steps of {action, tool?, thought?, observation?}) and how it went, so
+        that lessons are distilled from it; the lessons in `lessons_used` get the outcome as feedback."""
+        recorded = await _call(clients.for_context(ctx).trajectories.record(
+            _agent(agent_id, default_agent), task, steps, outcome, user_id=user_id, feedback=feedback,
+            lessons_used=lessons_used))
+        return {"id": str(recorded.id), "lessons_updated": [str(lesson.id) for lesson in recorded.lessons],
+                "distillation_job": str(recorded.job_id) if recorded.job_id else None}
+
+    @server.tool()
+    async def lesson_feedback(lesson_id: str, outcome: Literal["success", "failure", "partial"], ctx: Context,
+                              note: str | None = None) -> dict[str, Any]:
+        """Say how it went when you followed a lesson; its utility moves, and useless lessons retire."""
+        lesson = await _call(clients.for_context(ctx).lessons.feedback(lesson_id, outcome, note=note))
+        return {"id": str(lesson.id), "utility": round(lesson.utility, 3), "uses": lesson.uses,
+                "status": lesson.status}
 
     return server
 

@@ -1,4 +1,4 @@
-"""Search documents: a conversation turn is found by the words of the turns around it, kept in step with every
+"""Search documents: a conversation turn is found by the words of the turns before it, kept right on every
 write; derived memories stand for their evidence; summaries stay out of search by default."""
 
 from datetime import datetime, timedelta, timezone
@@ -36,21 +36,23 @@ CHAT = ["Melanie: What did you look into last week?",   # 0
         "Caroline: I also repainted the kitchen."]       # 5
 
 
-def test_a_turn_is_found_by_the_words_of_the_turns_around_it(conn, embedder, settings, tenant):
+def test_a_turn_is_found_by_the_words_of_the_turns_before_it(conn, embedder, settings, tenant):
     made = turns(conn, embedder, settings, tenant, CHAT)
     hits = text_hits(conn, embedder, settings, tenant, "adoption")
-    # The turn itself first, then its neighbours at half weight, then those two away at a quarter.
-    assert set(hits) == set(CHAT[:4])
-    assert hits[CHAT[1]] > max(hits[CHAT[0]], hits[CHAT[2]]) and min(hits[CHAT[0]], hits[CHAT[2]]) > hits[CHAT[3]]
+    # The turn itself first, then the turn after it (half weight), then the one after that (a quarter).
+    assert set(hits) == set(CHAT[1:4])
+    assert hits[CHAT[1]] > hits[CHAT[2]] > hits[CHAT[3]]
+    # The answer is found by the question's words.
+    assert CHAT[1] in text_hits(conn, embedder, settings, tenant, "look into")
     # A memory outside any session is found by its own words only.
     cube.create_cubes(conn, tenant=tenant, actor="t", embedder=embedder, settings=settings,
                       items=[MemCubeCreate(agent_id="agent", content="I looked at kitchen tiles"),
                              MemCubeCreate(agent_id="agent", content="nothing to see here")])
     assert set(text_hits(conn, embedder, settings, tenant, "tiles")) == {"I looked at kitchen tiles"}
     # Each session lends its words within itself only.
-    turns(conn, embedder, settings, tenant, ["user: hello", "user: adoption papers are signed"], session_id="s2")
+    turns(conn, embedder, settings, tenant, ["user: adoption papers are signed", "user: hello"], session_id="s2")
     assert "user: hello" in text_hits(conn, embedder, settings, tenant, "papers")
-    assert set(text_hits(conn, embedder, settings, tenant, "agencies")) == set(CHAT[:4])
+    assert set(text_hits(conn, embedder, settings, tenant, "agencies")) == set(CHAT[1:4])
     assert len(documents(conn, [m["id"] for m in made])) == 6
 
 
@@ -63,21 +65,30 @@ def test_turns_appended_one_at_a_time_get_the_same_documents_as_one_batch(conn, 
                           occurred_at=T0 + timedelta(seconds=i))])
     assert list(documents(conn, [c["id"] for c in batch]).values()) == \
         [documents(conn, [c["id"]])[c["id"]] for c in single]
+    # A long batch takes one pass over its session, and a turn stored into the past reaches the turns after it.
+    many = [f"turn {i} about tomatoes" for i in range(40)]
+    long_batch = turns(conn, embedder, settings, tenant, many, session_id="long")
+    cube.create_cubes(conn, tenant=tenant, actor="t", embedder=embedder, settings=settings, items=[
+        MemCubeCreate(agent_id="agent", session_id="long", kind="episodic", content="a zucchini interlude",
+                      occurred_at=T0 + timedelta(seconds=9.5))])
+    found = text_hits(conn, embedder, settings, tenant, "zucchini")
+    assert set(found) == {"a zucchini interlude", many[10], many[11]}
+    assert documents(conn, [long_batch[12]["id"]])[long_batch[12]["id"]][0].count("'zucchini'") == 0
 
 
-def test_forgetting_or_erasing_a_turn_takes_its_words_out_of_its_neighbours(conn, embedder, settings, tenant):
+def test_forgetting_or_erasing_a_turn_takes_its_words_out_of_the_turns_after_it(conn, embedder, settings, tenant):
     made = turns(conn, embedder, settings, tenant, CHAT)
-    assert set(text_hits(conn, embedder, settings, tenant, "repainted")) == set(CHAT[3:])
-    cube.forget_cube(conn, tenant=tenant, actor="t", cube_id=made[5]["id"])
-    assert text_hits(conn, embedder, settings, tenant, "repainted") == {}
+    assert set(text_hits(conn, embedder, settings, tenant, "called")) == set(CHAT[3:])
+    cube.forget_cube(conn, tenant=tenant, actor="t", cube_id=made[3]["id"])
+    assert text_hits(conn, embedder, settings, tenant, "called") == {}
     cube.forget_cube(conn, tenant=tenant, actor="t", cube_id=made[1]["id"], erase=True)
     assert text_hits(conn, embedder, settings, tenant, "adoption agencies") == {}
     # Only the forgotten turn keeps its own words (a search for forgotten memories finds it); the erased one
-    # has none, and no neighbour holds either.
+    # has none, and no other turn holds either.
     rows = conn.execute("SELECT id, search_tsv::text AS doc FROM memcubes WHERE tenant = %s", (tenant,)).fetchall()
-    assert [r["id"] for r in rows if "adopt" in r["doc"] or "repaint" in r["doc"]] == [made[5]["id"]]
-    # With the erased turn gone, its neighbours now reach one turn further.
-    assert set(text_hits(conn, embedder, settings, tenant, "luck")) == {CHAT[0], CHAT[2], CHAT[3], CHAT[4]}
+    assert [r["id"] for r in rows if "adopt" in r["doc"] or "call" in r["doc"]] == [made[3]["id"]]
+    # With those turns gone, the turns after them now reach further back.
+    assert set(text_hits(conn, embedder, settings, tenant, "luck")) == {CHAT[2], CHAT[4], CHAT[5]}
 
 
 def test_a_changed_or_moved_turn_rewrites_the_documents_around_it(conn, embedder, settings, tenant):
@@ -85,12 +96,14 @@ def test_a_changed_or_moved_turn_rewrites_the_documents_around_it(conn, embedder
     cube.patch_cube(conn, tenant=tenant, actor="t", cube_id=made[1]["id"], embedder=embedder, settings=settings,
                     patch=MemCubePatch(content="Caroline: Fostering programmes, mostly."))
     assert text_hits(conn, embedder, settings, tenant, "adoption") == {}
-    assert CHAT[0] in text_hits(conn, embedder, settings, tenant, "fostering")
-    # Moved to the end of the session: its old neighbours lose its words, its new ones gain them.
+    assert CHAT[2] in text_hits(conn, embedder, settings, tenant, "fostering")
+    # Moved to the end of the session: the turns after its old place lose its words; it takes in the words of
+    # the turns now before it.
     cube.patch_cube(conn, tenant=tenant, actor="t", cube_id=made[1]["id"], embedder=embedder, settings=settings,
                     patch=MemCubePatch(occurred_at=T0 + timedelta(hours=1)))
-    assert set(text_hits(conn, embedder, settings, tenant, "fostering")) == {
-        "Caroline: Fostering programmes, mostly.", CHAT[5], CHAT[4]}
+    assert set(text_hits(conn, embedder, settings, tenant, "fostering")) == {"Caroline: Fostering programmes, mostly."}
+    assert set(text_hits(conn, embedder, settings, tenant, "repainted")) == {
+        CHAT[5], "Caroline: Fostering programmes, mostly."}
 
 
 def fact(conn, embedder, settings, tenant, content, sources, **fields):

@@ -15,6 +15,7 @@ import pytest
 
 import memcube_client
 from memcube.config import Settings
+from memcube.lessons.distill import run_distillation
 from memcube_client import AsyncMemCube, MemCube, MemoryInput, models
 from memcube_client._endpoint import ROUTES
 from memcube_client._transport import RetryPolicy, retry_after
@@ -98,6 +99,23 @@ def test_sessions_core_context_agents_and_jobs(mc, agent_id):
     assert job.kind == "consolidate" and [j.id for j in mc.jobs.iter(agent_id=agent_id)] == [job.id]
     with pytest.raises(memcube_client.APITimeoutError):
         mc.wait_for_job(job.id, timeout=0.3, interval=0.1)  # no worker runs in these tests
+
+
+def test_trajectories_lessons_and_feedback(mc, agent_id, runtime):
+    steps = [{"tool": "search_flights", "action": "search flights", "observation": "3 flights found"},
+             memcube_client.StepInput(tool="pay_card", action="pay by card", observation="paid, ticket issued")]
+    recorded = mc.trajectories.record(agent_id, "Book a flight from Paris to Rome", steps, "success", score=0.9)
+    assert recorded.outcome == "success" and [s.tool for s in recorded.steps] == ["search_flights", "pay_card"]
+    assert [t.id for t in mc.trajectories.iter(agent_id)] == [recorded.id]
+    accepted = mc.agents.distill(agent_id, engine="heuristic")
+    run_distillation(runtime.pool, job_id=accepted.job_id, embedder=runtime.embedder, settings=runtime.settings,
+                     llm=None)
+    assert mc.jobs.get(accepted.job_id).state == "succeeded"
+    [lesson] = mc.lessons.list(agent_id, task="Book a flight from Lyon to Rome").items
+    assert lesson.polarity == "success" and lesson.similarity is not None
+    after = mc.lessons.feedback(lesson.id, "failure", note="the card was refused")
+    assert after.uses == lesson.uses + 1 and after.failures == lesson.failures + 1
+    assert [x.id for x in mc.lessons.iter(agent_id)] == [lesson.id]
 
 
 def test_errors_carry_the_service_code_message_and_details(mc, server, agent_id):
@@ -267,7 +285,8 @@ def test_every_route_of_the_api_has_a_method():
 @pytest.mark.parametrize("name", ["MemCube", "Version", "Hit", "Link", "Appended", "WorkingMemory", "Scratchpad",
                                   "SessionSummary", "CoreMemory", "CoreItem", "CoreBlockWritten", "Context",
                                   "ContextSection", "AgentSummary", "Job", "JobAccepted", "ApiKey", "ApiKeyCreated",
-                                  "ImportResult", "Explain", "CubeRef", "Provenance", "PagingMove", "Message"])
+                                  "ImportResult", "Explain", "CubeRef", "Provenance", "PagingMove", "Message",
+                                  "TrajectoryView", "TrajectoryRecorded", "LessonView", "Step"])
 def test_models_have_the_fields_the_service_sends(name):
     schemas = create_app(Settings()).openapi()["components"]["schemas"]
     schema = schemas.get(name) or schemas[f"{name}-Output"]

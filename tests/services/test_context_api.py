@@ -100,3 +100,17 @@ def test_random_path_and_query_values_never_cause_a_500(api, session_id, agent_i
         except (UnicodeEncodeError, ValueError, httpx.LocalProtocolError):
             continue  # the client itself cannot send this URL
         check(response)
+
+
+def test_a_read_key_assembling_contexts_never_writes_a_version(server, admin, api, agent_id):
+    from tests.conftest import Api
+
+    fact = setup_agent(api, agent_id)
+    reader = admin.post("/v1/admin/keys", json={"tenant": api.tenant, "scopes": ["read"], "name": "reader"}).json()
+    read_api = Api(server, reader["token"], api.tenant)
+    for _ in range(6):  # far past MEMCUBE_PAGING_MIN_ACCESSES
+        r = read_api.post("/v1/context", json={"agent_id": agent_id, "user_id": "ana",
+                                               "query": "Ana's favourite city", "budget": 300})
+        assert r.status_code == 200, r.text
+    assert len(api.get(f"/v1/memories/{fact['id']}/history").json()) == 1
+    assert api.get(f"/v1/memories/{fact['id']}").json()["tier"] == "archival"

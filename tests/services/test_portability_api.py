@@ -6,6 +6,7 @@ import json
 import pytest
 
 from memcube.consolidation.run import run_consolidation
+from memcube.lessons.distill import run_distillation
 from tests.conftest import ADMIN_TOKEN, Api, new_tenant_api
 
 NDJSON = {"Content-Type": "application/x-ndjson"}
@@ -64,6 +65,13 @@ def rich(api, agent_id, runtime, settings):
     ok(api.put(f"/v1/agents/{agent_id}/core/persona", json={"content": "You are Juno."}), 201)
     ok(api.put(f"/v1/agents/{agent_id}/core/persona", json={"content": "You are Juno, and brief."}))
     ok(api.put(f"/v1/agents/{agent_id}/core/human", params={"user_id": "u1"}, json={"content": "Name: Ana."}), 201)
+    steps = [{"tool": "search_flights", "action": "search flights"}, {"tool": "pay_card", "action": "pay by card"}]
+    ok(api.post("/v1/trajectories", json={"agent_id": agent_id, "task": "Book a flight to Rome", "steps": steps,
+                                          "outcome": "success"}), 201)
+    job = ok(api.post(f"/v1/agents/{agent_id}/distill", json={"engine": "heuristic"}), 202)
+    run_distillation(runtime.pool, job_id=job["job_id"], embedder=runtime.embedder, settings=settings, llm=None)
+    ok(api.post("/v1/trajectories", json={"agent_id": agent_id, "task": "Book a train to Rome", "steps": steps,
+                                          "outcome": "failure"}), 201)
     return api
 
 
@@ -95,6 +103,9 @@ def test_round_trip_into_an_empty_tenant_of_another_deployment_is_byte_identical
     assert {c["consolidated"] for c in cubes if c["kind"] == "episodic"} == {True, False}
     assert {l["type"] for l in lines if l["record"] == "link"} >= {"derived_from", "contradicts", "supports"}
     assert [c["label"] for c in cubes if c["label"]] == ["persona", "human"]
+    trajectories = [c["trajectory"] for c in cubes if c["trajectory"]]
+    assert len(trajectories) == 2 and sorted(t["distilled_at"] is None for t in trajectories) == [False, True]
+    assert any(c["kind"] == "procedural" for c in cubes)  # the lesson distilled from the first
     [session] = [line for line in lines if line["record"] == "session"]
     assert session["scratchpad"] == "Goal: find her a flat." and [t["turn"] for t in session["turns"]] == [0, 1, 2, 3]
     assert b" " not in first.split(b"\n")[0] and "tenant" not in first.decode()
@@ -117,6 +128,9 @@ def test_round_trip_into_an_empty_tenant_of_another_deployment_is_byte_identical
     assert [m["turn"] for m in window["messages"]] == [0, 1, 2, 3] and window["scratchpad"].startswith("Goal")
     assert len(ok(other.get(f"/v1/memories/{erased['id']}/history"))["items"]) == 3
     assert [b["label"] for b in ok(other.get(f"/v1/agents/{agent_id}/core"))["blocks"]] == ["persona"]
+    listed = ok(other.get("/v1/trajectories", params={"agent_id": agent_id}))["items"]
+    assert sorted(t["distilled_at"] is None for t in listed) == [False, True]
+    assert ok(other.get("/v1/lessons", params={"agent_id": agent_id, "task": "flight to Rome"}))["items"]
     user_core = ok(other.get(f"/v1/agents/{agent_id}/core", params={"user_id": "u1"}))
     assert [b["content"] for b in user_core["blocks"]] == ["Name: Ana."]
 
@@ -132,7 +146,7 @@ def test_consolidation_state_travels_with_the_episodes(rich, other, agent_id, ot
     facts = {c["id"]: c["version"] for c in records(first) if c["record"] == "cube" and c["kind"] == "semantic"}
     deployment = other_deployment
     consolidate_now(other, deployment.runtime, deployment.settings, agent_id, "u1")
-    [job] = ok(other.get("/v1/jobs", params={"agent_id": agent_id}))["items"]
+    [job] = ok(other.get("/v1/jobs", params={"agent_id": agent_id, "kind": "consolidate"}))["items"]
     waiting = [c for c in records(first) if c["record"] == "cube" and c["user_id"] == "u1" and c["consolidated"] is False]
     assert job["counts"]["episodes"] == len(waiting) == 2
     after = {c["id"]: c["version"] for c in records(export(other)) if c["record"] == "cube" and c["id"] in facts}

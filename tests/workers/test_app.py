@@ -21,10 +21,12 @@ def test_the_app_takes_the_broker_from_the_settings_and_acknowledges_late():
 
 
 def test_the_beat_schedule_follows_the_settings():
-    schedule = beat_schedule(Settings(scan_interval_seconds=7, consolidate_every_seconds=0, page_every_seconds=60))
+    schedule = beat_schedule(Settings(scan_interval_seconds=7, consolidate_every_seconds=0, distill_every_seconds=0,
+                                      page_every_seconds=60))
     assert {name: (entry["task"], entry["schedule"]) for name, entry in schedule.items()} == \
         {"scan": ("memcube.scan", 7), "page": ("memcube.page", 60)}
     assert "consolidate-pending" in beat_schedule(Settings())
+    assert beat_schedule(Settings(distill_every_seconds=90))["distill-pending"]["kwargs"] == {"distill_schedule": True}
 
 
 def test_publishing_to_a_broker_that_is_down_raises_unavailable(tmp_path):

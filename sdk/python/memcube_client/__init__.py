@@ -13,5 +13,5 @@ from memcube_client.errors import (APIConnectionError, APIStatusError, APITimeou
                                    AuthenticationError, BadRequest, Conflict, InvalidInput, MemCubeError,
                                    NotFound, PermissionDenied, RateLimited, ServerError, StaleVersion, TooLarge,
                                    Unavailable, UnsupportedMediaType)
-from memcube_client.models import MemoryInput, MessageInput  # noqa: F401
+from memcube_client.models import MemoryInput, MessageInput, StepInput  # noqa: F401
 from memcube_client.resources import UNSET  # noqa: F401

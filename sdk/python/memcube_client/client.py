@@ -16,7 +16,8 @@ from memcube_client._endpoint import Async, Sync
 from memcube_client._transport import AsyncTransport, RetryPolicy, SyncTransport
 from memcube_client.errors import APITimeoutError
 from memcube_client.models import ImportResult, Job
-from memcube_client.resources import Agents, Core, Jobs, Keys, Memories, Memory, Sessions, split_export
+from memcube_client.resources import (Agents, Core, Jobs, Keys, Lessons, Memories, Memory, Sessions, Trajectories,
+                                      split_export)
 
 __version__ = "0.1.0"
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -71,6 +72,8 @@ class MemCube:
         self.sessions: Sessions[Sync] = Sessions(transport)
         self.core: Core[Sync] = Core(transport)
         self.agents: Agents[Sync] = Agents(transport)
+        self.trajectories: Trajectories[Sync] = Trajectories(transport)
+        self.lessons: Lessons[Sync] = Lessons(transport)
         self.jobs: Jobs[Sync] = Jobs(transport)
         self.keys: Keys[Sync] = Keys(transport)
         memory: Memory[Sync] = Memory(transport)
@@ -130,6 +133,8 @@ class AsyncMemCube:
         self.sessions: Sessions[Async] = Sessions(transport)
         self.core: Core[Async] = Core(transport)
         self.agents: Agents[Async] = Agents(transport)
+        self.trajectories: Trajectories[Async] = Trajectories(transport)
+        self.lessons: Lessons[Async] = Lessons(transport)
         self.jobs: Jobs[Async] = Jobs(transport)
         self.keys: Keys[Async] = Keys(transport)
         memory: Memory[Async] = Memory(transport)

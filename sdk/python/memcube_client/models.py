@@ -299,7 +299,6 @@ class Context(Model):
     tokens: int
     text: str
     sections: dict[str, ContextSection]
-    paging: list[PagingMove]
 
 
 class AgentSummary(Model):
@@ -364,3 +363,78 @@ class ImportResult(Model):
     created: dict[str, int]
     unchanged: dict[str, int]
     reembedded: int = 0
+
+
+Outcome = Literal["success", "failure", "partial"]
+
+
+class StepInput(Model):
+    """One step of a trajectory to record."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: str
+    thought: str | None = None
+    tool: str | None = None
+    observation: str | None = None
+
+
+class Step(Model):
+    action: str
+    thought: str | None = None
+    tool: str | None = None
+    observation: str | None = None
+
+
+class LessonView(Model):
+    """A lesson (a procedural memory) with its utility η = (successes + 1) / (uses + 2) and status."""
+
+    id: UUID
+    version: int
+    agent_id: str
+    user_id: str | None = None
+    polarity: str | None = None
+    when_to_use: str
+    steps: list[str] = Field(default_factory=list)
+    tools: list[str] = Field(default_factory=list)
+    avoid: str | None = None
+    instead: str | None = None
+    difference: str | None = None
+    content: str
+    uses: int
+    successes: int
+    failures: int
+    utility: float
+    status: str
+    similarity: float | None = None
+    score: float | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    provenance: Provenance
+
+
+class TrajectoryView(Model):
+    """A recorded trajectory: what an agent did for a task, and how it went."""
+
+    id: UUID
+    version: int
+    agent_id: str
+    user_id: str | None = None
+    session_id: str | None = None
+    task: str
+    steps: list[Step]
+    outcome: Outcome
+    score: float | None = None
+    feedback: str | None = None
+    lessons_used: list[UUID] = Field(default_factory=list)
+    status: str
+    occurred_at: datetime | None = None
+    created_at: datetime
+    distilled_at: datetime | None = None
+
+
+class TrajectoryRecorded(TrajectoryView):
+    """A trajectory just recorded, the lessons it reported on, and the distillation it queued, if any."""
+
+    lessons: list[LessonView] = Field(default_factory=list)
+    job_id: UUID | None = None

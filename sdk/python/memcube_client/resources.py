@@ -13,8 +13,9 @@ from memcube_client._endpoint import M, Resource, body, endpoint, pages, parse_m
 from memcube_client._transport import Call
 from memcube_client.models import (AgentSummary, ApiKey, ApiKeyCreated, Appended, Artifact, Context,
                                    CoreBlockWritten, CoreMemory, Fused, Hit, ImportResult, Job, JobAccepted, Kind,
-                                   Link, MemCube, MemoryInput, MessageInput, Page, Scratchpad, SearchResult,
-                                   SessionSummary, Status, Tier, Version, WorkingMemory)
+                                   LessonView, Link, MemCube, MemoryInput, MessageInput, Outcome, Page, Scratchpad,
+                                   SearchResult, SessionSummary, Status, StepInput, Tier, TrajectoryRecorded,
+                                   TrajectoryView, Version, WorkingMemory)
 
 
 class _Unset:
@@ -220,6 +221,56 @@ class Agents(Resource[M]):
         return Call("POST", f"/v1/agents/{agent_id}/consolidate", parse_model(JobAccepted),
                     json=_json(user_id=user_id, engine=engine))
 
+    @endpoint("POST", "/v1/agents/{agent_id}/distill")
+    def distill(self, agent_id: str, *, user_id: str | None = None, engine: str | None = None) -> Call[JobAccepted]:
+        """Queue a distillation of the agent's trajectories into lessons."""
+        return Call("POST", f"/v1/agents/{agent_id}/distill", parse_model(JobAccepted),
+                    json=_json(user_id=user_id, engine=engine))
+
+
+class Trajectories(Resource[M]):
+    """What an agent did for a task and how it went (`/v1/trajectories`): the input of lessons."""
+
+    @endpoint("POST", "/v1/trajectories")
+    def record(self, agent_id: str, task: str, steps: Sequence[StepInput | dict[str, Any]], outcome: Outcome, *,
+               user_id: str | None = None, session_id: str | None = None, score: float | None = None,
+               feedback: str | None = None, lessons_used: Sequence[UUID | str] | None = None,
+               occurred_at: datetime | None = None) -> Call[TrajectoryRecorded]:
+        """Record a trajectory; the lessons it names in `lessons_used` get its outcome as feedback."""
+        payload = [_dump(StepInput.model_validate(step)) for step in steps]
+        return Call("POST", "/v1/trajectories", parse_model(TrajectoryRecorded), json=_json(
+            agent_id=agent_id, task=task, steps=payload, outcome=outcome, user_id=user_id, session_id=session_id,
+            score=score, feedback=feedback, lessons_used=lessons_used, occurred_at=occurred_at))
+
+    @endpoint("GET", "/v1/trajectories")
+    def list(self, agent_id: str, *, user_id: str | None = None, limit: int | None = None,
+             cursor: str | None = None) -> Call[Page[TrajectoryView]]:
+        """One page of an agent's trajectories, newest first."""
+        return Call("GET", "/v1/trajectories", parse_model(Page[TrajectoryView]),
+                    params=_json(agent_id=agent_id, user_id=user_id, limit=limit, cursor=cursor))
+
+    iter = pages(list)
+
+
+class Lessons(Resource[M]):
+    """Lessons distilled from trajectories (`/v1/lessons`), and how they did when followed."""
+
+    @endpoint("GET", "/v1/lessons")
+    def list(self, agent_id: str, *, task: str | None = None, user_id: str | None = None,
+             status: str | None = None, limit: int | None = None,
+             cursor: str | None = None) -> Call[Page[LessonView]]:
+        """The lessons for a task (best first by similarity × utility), or all of the agent's."""
+        return Call("GET", "/v1/lessons", parse_model(Page[LessonView]), params=_json(
+            agent_id=agent_id, task=task, user_id=user_id, status=status, limit=limit, cursor=cursor))
+
+    iter = pages(list)
+
+    @endpoint("POST", "/v1/lessons/{lesson_id}/feedback")
+    def feedback(self, lesson_id: UUID | str, outcome: Outcome, *, note: str | None = None) -> Call[LessonView]:
+        """Report how it went when a lesson was followed; its utility moves."""
+        return Call("POST", f"/v1/lessons/{lesson_id}/feedback", parse_model(LessonView),
+                    json=_json(outcome=outcome, note=note))
+
 
 class Jobs(Resource[M]):
     """Background work (`/v1/jobs`)."""
@@ -325,4 +376,5 @@ def split_export(data: bytes, max_bytes: int) -> list[bytes]:
     return batches
 
 
-__all__ = ["Memories", "Sessions", "Core", "Agents", "Jobs", "Keys", "Memory", "UNSET", "split_export", "Hit"]
+__all__ = ["Memories", "Sessions", "Core", "Agents", "Trajectories", "Lessons", "Jobs", "Keys", "Memory", "UNSET",
+           "split_export", "Hit"]

@@ -1,4 +1,4 @@
-"""Routes of /v1/agents: list the agents of a tenant; ask for an agent's consolidation now."""
+"""Routes of /v1/agents: list the agents of a tenant; ask for an agent's consolidation or distillation now."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from memcube import agent, jobs
-from memcube.models import AgentSummary, ConsolidateRequest, JobAccepted, Page
+from memcube.lessons.trigger import enqueue_distillation
+from memcube.models import AgentSummary, ConsolidateRequest, DistillRequest, JobAccepted, Page
 from services.api.deps import Conn, Reader, RuntimeDep, Writer
 from services.api.params import Cursor, Limit, PathIdent
 
@@ -27,5 +28,15 @@ def consolidate(agent_id: PathIdent, conn: Conn, who: Writer, rt: RuntimeDep, re
     request = body or ConsolidateRequest()
     job, created = jobs.request_consolidation(conn, tenant=who.tenant, agent_id=agent_id, user_id=request.user_id,
                                               engine=request.engine, actor=who.actor, settings=rt.settings)
+    response.headers["Location"] = f"/v1/jobs/{job['id']}"
+    return {"job_id": job["id"], "state": job["state"], "existing": not created}
+
+
+@router.post("/{agent_id}/distill", status_code=202, response_model=JobAccepted)
+def distill(agent_id: PathIdent, conn: Conn, who: Writer, response: Response,
+            body: DistillRequest | None = None) -> Any:
+    request = body or DistillRequest()
+    job, created = enqueue_distillation(conn, tenant=who.tenant, agent_id=agent_id, user_id=request.user_id,
+                                        trigger="api", engine=request.engine, actor=who.actor)
     response.headers["Location"] = f"/v1/jobs/{job['id']}"
     return {"job_id": job["id"], "state": job["state"], "existing": not created}

@@ -12,7 +12,7 @@ from bench.facts import CORPUS, Score, load_corpus, normalise, score
 from memcube.consolidation.extract import extract_facts
 from memcube.consolidation.heuristic import summarize
 from memcube.consolidation.ledger import Episode
-from memcube.consolidation.text import split_sentences
+from memcube.text import split_sentences
 
 HELDOUT = Path(__file__).with_name("fact_heldout.jsonl")
 T0 = datetime(2024, 1, 10, 9, 0, tzinfo=timezone.utc)

@@ -50,13 +50,18 @@ async def session_calls(server: str, key: str, agent_id: str):
         other = await session.call_tool("search_memory", {"query": "cat", "agent_id": "someone-else"})
         missing = await session.call_tool("forget", {"memory_id": "00000000-0000-0000-0000-000000000000"})
         forgotten = await session.call_tool("forget", {"memory_id": remembered.structured_content["id"]})
-        return tools, remembered, found, core, read_core, context, other, missing, forgotten
+        steps = [{"tool": "search_flights", "action": "search flights"}, {"tool": "pay_card", "action": "pay"}]
+        recorded = await session.call_tool("record_trajectory", {"task": "Book a flight to Rome", "steps": steps,
+                                                                 "outcome": "success"})
+        lessons = await session.call_tool("find_lessons", {"task": "Book a flight to Rome"})
+        return tools, remembered, found, core, read_core, context, other, missing, forgotten, recorded, lessons
 
 
 def test_tools_over_stdio_act_through_the_api_with_the_key(api, server, agent_id):
-    tools, remembered, found, core, read_core, context, other, missing, forgotten = asyncio.run(
+    tools, remembered, found, core, read_core, context, other, missing, forgotten, recorded, lessons = asyncio.run(
         session_calls(server, api.token, agent_id))
-    assert tools == {"remember", "search_memory", "get_context", "read_core", "update_core", "forget"}
+    assert tools == {"remember", "search_memory", "get_context", "read_core", "update_core", "forget",
+                     "find_lessons", "record_trajectory", "lesson_feedback"}
     assert not remembered.is_error and remembered.structured_content["version"] == 1
     cube = api.get(f"/v1/memories/{remembered.structured_content['id']}").json()
     assert (cube["agent_id"], cube["user_id"], cube["tags"], cube["kind"]) == (agent_id, "u1", ["pets"], "semantic")
@@ -69,6 +74,35 @@ def test_tools_over_stdio_act_through_the_api_with_the_key(api, server, agent_id
     assert other.structured_content["result"] == []  # another agent of the same tenant holds nothing
     assert missing.is_error and "404 not_found" in text(missing)
     assert forgotten.structured_content["status"] == "forgotten"
+    trajectories = api.get("/v1/trajectories", params={"agent_id": agent_id}).json()["items"]
+    assert [t["id"] for t in trajectories] == [recorded.structured_content["id"]]
+    assert lessons.structured_content["result"] == []  # none distilled yet
+
+
+def test_lesson_tools_over_stdio(api, server, agent_id, runtime):
+    from memcube.lessons.distill import run_distillation
+
+    steps = [{"tool": "search_flights", "action": "search flights", "observation": "3 found"},
+             {"tool": "pay_card", "action": "pay by card", "observation": "ticket issued"}]
+    assert api.post("/v1/trajectories", json={"agent_id": agent_id, "task": "Book a flight from Paris to Rome",
+                                              "steps": steps, "outcome": "success"}).status_code == 201
+    job = api.post(f"/v1/agents/{agent_id}/distill", json={"engine": "heuristic"}).json()
+    run_distillation(runtime.pool, job_id=job["job_id"], embedder=runtime.embedder, settings=runtime.settings,
+                     llm=None)
+
+    async def calls():
+        params = StdioServerParameters(command=sys.executable, args=["-m", "services.cli", "mcp"],
+                                       env=mcp_env(server, api.token, agent_id), cwd=str(ROOT))
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            found = await session.call_tool("find_lessons", {"task": "Book a flight from Lyon to Rome"})
+            [lesson] = found.structured_content["result"]
+            feedback = await session.call_tool("lesson_feedback", {"lesson_id": lesson["id"], "outcome": "success"})
+            return lesson, feedback
+
+    lesson, feedback = asyncio.run(calls())
+    assert "search_flights" in lesson["lesson"] or "flight" in lesson["lesson"]
+    assert feedback.structured_content["uses"] == lesson["uses"] + 1
 
 
 def test_a_wrong_key_is_refused_by_the_api(server, agent_id):

@@ -1,4 +1,5 @@
-"""Sentences and clauses of chat text, for the heuristic engine. Pure functions, no state.
+"""Sentences and clauses of chat text (the heuristic engine reads facts from them; context assembly picks the
+sentences of a long memory that answer a query). Pure functions, no state.
 
 A dot ends a sentence only where it is not part of something else: an abbreviation ("Dr.", "St.", "Inc.",
 "e.g.", "U.S."), an email, a URL or domain, a decimal or a dotted number ("3.5", "5.30", "12.04.1990").

@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from memcube.consolidation.text import MASK, case_tells, clause_start, protect, unmask
+from memcube.text import MASK, case_tells, clause_start, protect, unmask
 
 TOKENS = ["I", "live", "in", "St.", "Louis", "Dr.", "Patel", "U.S.", "e.g.", "a.m.", "3.5", "5.30", "12.04.1990",
           "priya@example.com", "www.priya.dev", "https://x.io/a.b", "Acme", "Inc.", "It", "The", "end.", "ok?",
