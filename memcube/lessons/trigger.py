@@ -10,8 +10,9 @@ from typing import Any
 import psycopg
 
 from memcube import jobs
-from memcube.config import Settings
+from memcube.config import Settings, env_name
 from memcube.consolidation.trigger import RETRY_FAILED_AFTER_SECONDS, SCAN_LIMIT
+from memcube.errors import InvalidInput, NotFound
 from memcube.store import jobs as job_store
 from memcube.store import trajectories as store
 from memcube.store.consolidation import ScopeKey
@@ -23,6 +24,22 @@ def enqueue_distillation(conn: psycopg.Connection, *, tenant: str, agent_id: str
     """Queue a distillation of a scope (user_id None: every user of the agent); see jobs.enqueue_job."""
     return jobs.enqueue_job(conn, kind="distill", tenant=tenant, agent_id=agent_id, user_id=user_id,
                             trigger=trigger, engine=engine, actor=actor)
+
+
+def request_distillation(conn: psycopg.Connection, *, tenant: str, agent_id: str, user_id: str | None,
+                         engine: str | None, actor: str | None, settings: Settings) -> tuple[dict[str, Any], bool]:
+    """Queue a distillation a client asked for (`auto` or no engine: the configured one, decided when the job
+    runs). Raises InvalidInput when the LLM engine is asked for and no LLM is configured, NotFound when the
+    agent (or that user of it) has no trajectories in the tenant."""
+    if engine == "llm" and not settings.llm_base_url:
+        setting = env_name("llm_base_url")
+        raise InvalidInput(f"engine 'llm' needs an LLM: {setting} is not set (ask for 'heuristic' or 'auto')",
+                           details={"setting": setting})
+    if not store.has_trajectories(conn, tenant=tenant, agent_id=agent_id, user_id=user_id):
+        whose = f"agent {agent_id!r}" if user_id is None else f"user {user_id!r} of agent {agent_id!r}"
+        raise NotFound(f"{whose} has no trajectories to distil")
+    return enqueue_distillation(conn, tenant=tenant, agent_id=agent_id, user_id=user_id, trigger="api",
+                                engine=None if engine == "auto" else engine, actor=actor)
 
 
 def note_trajectory(conn: psycopg.Connection, scope: ScopeKey, *, settings: Settings) -> dict[str, Any] | None:

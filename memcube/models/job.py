@@ -29,10 +29,11 @@ class ConsolidateRequest(Strict):
 
 
 class DistillRequest(Strict):
-    """The body of `POST /v1/agents/{agent_id}/distill`: one user of the agent, or all of them."""
+    """The body of `POST /v1/agents/{agent_id}/distill`: one user of the agent, or all of them; an engine, or
+    the configured one (`auto`, or no engine)."""
 
     user_id: Ident | None = None
-    engine: Engine | None = None
+    engine: EngineChoice | None = None
 
 
 class Job(BaseModel):

@@ -8,6 +8,7 @@ so only `active` cubes are ever served. A procedural cube written by hand has no
 from __future__ import annotations
 
 from typing import Any, Literal, Sequence
+from datetime import datetime
 from uuid import UUID
 
 import numpy as np
@@ -15,7 +16,8 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from memcube.store.cubes import CUBE_COLUMNS, decode_cursor, encode_cursor
+from memcube.store.cubes import CUBE_COLUMNS
+from memcube.store.cursor import decode_cursor, encode_cursor
 
 # Which lessons a query takes: those served (probationary and trusted), one status, or all that are kept.
 StatusFilter = Literal["served", "probationary", "trusted", "retired", "any"]
@@ -67,14 +69,14 @@ def list_lessons(conn: psycopg.Connection, *, tenant: str, agent_id: str, user_i
     params: dict[str, Any] = {"tenant": tenant, "agent_id": agent_id, "user_id": user_id, "limit": limit + 1}
     after = sql.SQL("")
     if cursor:
-        params["after_at"], params["after_id"] = decode_cursor(cursor)
+        params["after_at"], params["after_id"] = decode_cursor(cursor, datetime, UUID)
         after = sql.SQL("AND (m.created_at, m.id) < (%(after_at)s, %(after_id)s)")
     query = sql.SQL(
         "SELECT {columns} FROM memcubes m WHERE m.tenant = %(tenant)s AND m.agent_id = %(agent_id)s AND {scope} "
         "AND m.kind = 'procedural' AND {status} {after} ORDER BY m.created_at DESC, m.id DESC LIMIT %(limit)s"
     ).format(columns=_COLUMNS, scope=_scope(user_id, True), status=sql.SQL(_STATUS[status]), after=after)
     rows = conn.execute(query, params).fetchall()
-    next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+    next_cursor = encode_cursor(rows[limit - 1]["created_at"], rows[limit - 1]["id"]) if len(rows) > limit else None
     return rows[:limit], next_cursor
 
 

@@ -8,6 +8,7 @@ A trajectory is an episodic cube; its row in `trajectories` says whose it is and
 from __future__ import annotations
 
 from typing import Any, Sequence
+from datetime import datetime
 from uuid import UUID
 
 import numpy as np
@@ -15,7 +16,8 @@ import psycopg
 from psycopg import sql
 
 from memcube.store.consolidation import ScopeKey
-from memcube.store.cubes import CUBE_COLUMNS, decode_cursor, encode_cursor
+from memcube.store.cubes import CUBE_COLUMNS
+from memcube.store.cursor import decode_cursor, encode_cursor
 
 # The cube's columns through the alias m, its embedding, and the trajectory's distillation.
 _COLUMNS = sql.SQL(", ").join([sql.SQL("m.{}").format(sql.Identifier(c.strip())) for c in CUBE_COLUMNS.split(",")]
@@ -73,6 +75,20 @@ def _user(user_id: str | None, alias: str = "t") -> sql.Composable:
     # Two spellings so that the indexes serve both (IS NOT DISTINCT FROM cannot use them).
     column = sql.Identifier(alias, "user_id")
     return sql.SQL("{} IS NULL").format(column) if user_id is None else sql.SQL("{} = %(user_id)s").format(column)
+
+
+SQL_HAS_TRAJECTORIES = (
+    "SELECT EXISTS (SELECT 1 FROM trajectories t JOIN memcubes m ON m.id = t.cube_id "
+    "WHERE t.tenant = %(tenant)s AND t.agent_id = %(agent_id)s AND (%(any_user)s OR t.user_id = %(user_id)s) "
+    "AND m.status <> 'forgotten') AS found"
+)
+
+
+def has_trajectories(conn: psycopg.Connection, *, tenant: str, agent_id: str, user_id: str | None) -> bool:
+    """Whether an agent (user_id None: any of its users) has a trajectory that is not forgotten."""
+    row = conn.execute(SQL_HAS_TRAJECTORIES, {"tenant": tenant, "agent_id": agent_id, "user_id": user_id,
+                                              "any_user": user_id is None}).fetchone()
+    return bool(row["found"])
 
 
 def insert_trajectory(conn: psycopg.Connection, *, cube_id: UUID, scope: ScopeKey) -> None:
@@ -165,12 +181,12 @@ def list_trajectories(conn: psycopg.Connection, *, tenant: str, agent_id: str, u
     if user_id is not None:
         conditions.append(_user(user_id))
     if cursor:
-        params["after_at"], params["after_id"] = decode_cursor(cursor)
+        params["after_at"], params["after_id"] = decode_cursor(cursor, datetime, UUID)
         conditions.append(sql.SQL("(t.created_at, t.cube_id) < (%(after_at)s, %(after_id)s)"))
     query = sql.SQL(
         "SELECT {columns} FROM trajectories t JOIN memcubes m ON m.id = t.cube_id WHERE {where} "
         "ORDER BY t.created_at DESC, t.cube_id DESC LIMIT %(limit)s"
     ).format(columns=_COLUMNS, where=sql.SQL(" AND ").join(conditions))
     rows = conn.execute(query, params).fetchall()
-    next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+    next_cursor = encode_cursor(rows[limit - 1]["created_at"], rows[limit - 1]["id"]) if len(rows) > limit else None
     return rows[:limit], next_cursor

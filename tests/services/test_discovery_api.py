@@ -63,9 +63,9 @@ def test_sessions_of_an_agent_newest_first_in_pages(api, agent_id):
 
 def test_jobs_filtered_by_agent_state_and_kind(api):
     for agent in ("a1", "a2", "a3"):
-        api.post("/v1/memories", json={"agent_id": agent, "content": "I live in Oslo."})
+        api.post("/v1/memories", json={"agent_id": agent, "user_id": "u9", "content": "I live in Oslo."})
         assert api.post(f"/v1/agents/{agent}/consolidate", json={"user_id": "u9"}).status_code == 202
-    api.post("/v1/agents/a1/consolidate", json={"engine": "llm"})
+    assert api.post("/v1/agents/a1/consolidate", json={"engine": "heuristic"}).status_code == 202
 
     jobs, pages = page_through(api, "/v1/jobs", {}, limit=2)
     assert len(jobs) == 4 and pages == 2

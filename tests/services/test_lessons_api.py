@@ -106,8 +106,8 @@ def test_bad_trajectories_get_a_clear_error_and_store_nothing(api, agent_id, set
         err = error(api.post("/v1/trajectories", json=body), status, "invalid_input" if status == 422 else "too_large")
         assert named in str(err), (fields, err)
     assert stored(api, agent_id) == []
-    jobs = api.post(f"/v1/agents/{agent_id}/distill", json={"engine": "heuristic"}).json()
-    assert jobs["existing"] is False  # no trajectory queued a job either
+    # Nothing was stored, so there is nothing to distil.
+    assert api.post(f"/v1/agents/{agent_id}/distill", json={"engine": "heuristic"}).status_code == 404
 
 
 def test_distilled_lessons_are_found_for_a_task_and_reach_the_context(api, agent_id, runtime):
@@ -179,6 +179,7 @@ def test_feedback_counts_a_use_retires_a_failing_lesson_and_refuses_what_is_not_
 
 
 def test_the_distill_route_queues_one_job_per_scope_and_refuses_bad_requests(api, agent_id, server, admin):
+    trajectory(api, agent_id, user_id="ana")  # queues a job with the configured engine
     response = api.post(f"/v1/agents/{agent_id}/distill", json={"user_id": "ana", "engine": "heuristic"})
     assert response.status_code == 202 and response.json()["existing"] is False
     assert response.headers["location"] == f"/v1/jobs/{response.json()['job_id']}"
@@ -221,3 +222,17 @@ def test_random_query_values_never_cause_a_500(api, params, path, lesson_id):
                        "/feedback", json={"outcome": "success"}))
     except (UnicodeEncodeError, ValueError, httpx.LocalProtocolError):
         return  # the client itself cannot send this URL
+
+
+def test_a_distillation_request_is_checked_like_a_consolidation(api, agent_id, settings):
+    nothing = api.post(f"/v1/agents/{agent_id}/distill", json={})
+    assert nothing.status_code == 404 and "no trajectories" in nothing.json()["error"]["message"]
+    trajectory(api, agent_id)
+    assert api.post(f"/v1/agents/{agent_id}/distill", json={"user_id": "nobody"}).status_code == 404
+    assert settings.llm_base_url is None
+    refused = api.post(f"/v1/agents/{agent_id}/distill", json={"engine": "llm"})
+    assert refused.status_code == 422 and refused.json()["error"]["details"] == {"setting": "MEMCUBE_LLM_BASE_URL"}
+    accepted = api.post(f"/v1/agents/{agent_id}/distill", json={"engine": "auto"})
+    assert accepted.status_code == 202
+    job = api.get(f"/v1/jobs/{accepted.json()['job_id']}").json()
+    assert (job["kind"], job["engine"]) == ("distill", None)  # the configured engine, decided when it runs

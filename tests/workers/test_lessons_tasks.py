@@ -62,13 +62,14 @@ def test_trajectories_are_distilled_by_a_worker_with_the_llm_engine(api, agent_i
     # Workers of this test only: any worker's relay publishes every queued job to its own queue.
     llm.reset(travel_agent_llm)
     worker = start_worker()
-    first = post(api, agent_id, "Book a flight from Paris to Rome on May 3", user_id="ana")
+    # The tasks name the agent: other tests' trajectories, queued without a worker, may reach this one too.
+    first = post(api, agent_id, f"Book a flight from Paris to Rome on May 3 ({agent_id})", user_id="ana")
     job = wait_job(api, first["job_id"], worker=worker)
     assert job["state"] == "succeeded", job
     assert (job["kind"], job["trigger"], job["engine"], job["model"], job["prompt_version"]) == \
         ("distill", "trajectories", "llm", "stub-model", "distill_v1")
     assert job["counts"] == {"trajectories": 1, "added": 1, "merged": 0, "rejected": 1}
-    calls = [r for r in llm.requests if "Paris to Rome" in r.prompt]
+    calls = [r for r in llm.requests if f"Paris to Rome on May 3 ({agent_id})" in r.prompt]
     assert job["llm_calls"] == len(calls) == 1
     assert job["tokens_in"] == calls[0].usage["prompt_tokens"] and job["tokens_out"] > 0
 

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from memcube import agent, jobs
-from memcube.lessons.trigger import enqueue_distillation
+from memcube.lessons.trigger import request_distillation
 from memcube.models import AgentSummary, ConsolidateRequest, DistillRequest, JobAccepted, Page
 from services.api.deps import Conn, Reader, RuntimeDep, Writer
 from services.api.params import Cursor, Limit, PathIdent
@@ -33,10 +33,10 @@ def consolidate(agent_id: PathIdent, conn: Conn, who: Writer, rt: RuntimeDep, re
 
 
 @router.post("/{agent_id}/distill", status_code=202, response_model=JobAccepted)
-def distill(agent_id: PathIdent, conn: Conn, who: Writer, response: Response,
+def distill(agent_id: PathIdent, conn: Conn, who: Writer, rt: RuntimeDep, response: Response,
             body: DistillRequest | None = None) -> Any:
     request = body or DistillRequest()
-    job, created = enqueue_distillation(conn, tenant=who.tenant, agent_id=agent_id, user_id=request.user_id,
-                                        trigger="api", engine=request.engine, actor=who.actor)
+    job, created = request_distillation(conn, tenant=who.tenant, agent_id=agent_id, user_id=request.user_id,
+                                        engine=request.engine, actor=who.actor, settings=rt.settings)
     response.headers["Location"] = f"/v1/jobs/{job['id']}"
     return {"job_id": job["id"], "state": job["state"], "existing": not created}

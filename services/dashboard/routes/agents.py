@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import AfterValidator
 
 from memcube import agent, core, cube, session
+from memcube.lessons import serve
 from memcube.models import CubeFilter, check_text
 from services.dashboard.deps import PREFIX, DashboardRoute, View
 from services.dashboard.render import render
@@ -16,10 +17,6 @@ router = APIRouter(prefix=PREFIX, route_class=DashboardRoute, include_in_schema=
 
 Ident = Annotated[str, Query(min_length=1, max_length=256), AfterValidator(check_text)]
 Cursor = Annotated[str | None, Query(max_length=512)]
-# The fields of a lesson's `data` the lessons table shows in columns of their own.
-LESSON_FIELDS = ("status", "utility", "uses", "successes", "failures", "polarity")
-
-
 def _optional(value: str | None) -> str | None:
     return value or None
 
@@ -48,14 +45,13 @@ def agent_page(request: Request, viewer: View, agent_id: Ident,
                                                     cursor=_optional(sessions_cursor))
     recent, _ = cube.list_cubes(conn, tenant=tenant, filters=CubeFilter(agent_id=agent_id, status="any"), limit=20,
                                 cursor=None)
-    lessons, _ = cube.list_cubes(conn, tenant=tenant, limit=100, cursor=None,
-                                 filters=CubeFilter(agent_id=agent_id, kind="procedural", status="any"))
+    lessons = serve.find_lessons(conn, tenant=tenant, agent_id=agent_id, user_id=user_id, task=None, status="any",
+                                 limit=100, cursor=None, embedder=viewer.runtime.embedder).items
     return render(request, viewer, "agent.html", agent=summary, user_id=user_id,
                   users=agent.list_agent_users(conn, tenant=tenant, agent_id=agent_id),
                   core=core.get_core(conn, tenant=tenant, agent_id=agent_id, user_id=user_id,
                                      settings=viewer.runtime.settings),
-                  sessions=sessions, sessions_next=sessions_next, recent=recent, lessons=lessons,
-                  lesson_fields=LESSON_FIELDS)
+                  sessions=sessions, sessions_next=sessions_next, recent=recent, lessons=lessons)
 
 
 @router.get("/session")

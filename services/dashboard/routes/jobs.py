@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse
 from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from memcube import agent, jobs
+from memcube.lessons.trigger import request_distillation
 from memcube.models import Engine, JobFilter, JobKind, JobState, check_text
 from services.dashboard.deps import PREFIX, Change, DashboardRoute, View, Viewer, blanks_to_none
 from services.dashboard.render import render
@@ -24,9 +25,16 @@ def _consolidate(viewer: Viewer, agent_id: str, user_id: str | None, engine: str
     return job
 
 
+def _distill(viewer: Viewer, agent_id: str, user_id: str | None, engine: str | None) -> dict[str, Any]:
+    job, _ = request_distillation(viewer.conn, tenant=viewer.tenant, agent_id=agent_id, user_id=user_id,
+                                  engine=engine, actor=viewer.actor, settings=viewer.runtime.settings)
+    return job
+
+
 # The background work an operator may start from the Jobs page, by job kind.
 RUNNABLE: dict[str, Callable[[Viewer, str, str | None, str | None], dict[str, Any]]] = {
     "consolidate": _consolidate,
+    "distill": _distill,
 }
 
 

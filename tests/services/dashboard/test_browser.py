@@ -212,8 +212,7 @@ def test_every_page_works_on_real_data(page, tenant_admin, server):
     fused = tenant_admin.post("/v1/memories/fuse", json={"ids": [a["id"], b["id"]], "content": "Priya: email only",
                                                          "reason": "same preference"}).json()["memory"]
     lesson = create(tenant_admin, agent, "Check the courier's tracking page before apologising", kind="procedural",
-                    data={"polarity": "do", "utility": 0.75, "uses": 4, "successes": 3, "failures": 1,
-                          "status": "probationary"})
+                    data={"polarity": "success", "uses": 4, "successes": 3, "failures": 1, "status": "trusted"})
     browser_sign_in(page, tenant_admin.token)
 
     page.goto("/dashboard")
@@ -228,8 +227,8 @@ def test_every_page_works_on_real_data(page, tenant_admin, server):
     expect(page.get_by_test_id("core-budget")).to_contain_text("of 1000 tokens used")
     expect(page.locator("main")).to_contain_text("You are Juno")
     lessons = page.locator("table").last
-    expect(lessons).to_contain_text("probationary")
-    expect(lessons).to_contain_text("0.75")
+    expect(lessons).to_contain_text("trusted")
+    expect(lessons).to_contain_text("0.67")  # η = (3 + 1) / (4 + 2)
     expect(lessons).to_contain_text("4 / 3 / 1")
     shoot(page, "agent")
     page.get_by_role("link", name="chat-42").click()
