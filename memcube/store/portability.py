@@ -7,6 +7,7 @@ from typing import Any, Iterator, Sequence
 from uuid import UUID
 
 import psycopg
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from memcube.store.cubes import CUBE_COLUMNS, SNAPSHOT_COLUMNS, to_vector
@@ -58,22 +59,21 @@ IMPORT_COLUMNS = (
     "last_accessed_at", "status", "superseded_by", "version", "provenance", "created_at", "updated_at",
     "embedding",
 )
-SQL_IMPORT_CUBE = (
-    "INSERT INTO memcubes (" + ", ".join(IMPORT_COLUMNS) + ", search_tsv, search_len) VALUES ("
-    + ", ".join(f"%({c})s" for c in IMPORT_COLUMNS) + ", "
-    # The cube's own words; store/search_text.py adds its neighbours' once every cube is in.
+SQL_IMPORT_CUBE = sql.SQL(
+    "INSERT INTO memcubes ({columns}, search_tsv, search_len) VALUES ({values}, "
+    # The cube's own words; store/search_text.py adds the turns before it once every cube is in.
     "setweight(to_tsvector('english', %(content)s), 'A'), "
     "memcube_search_len(setweight(to_tsvector('english', %(content)s), 'A')))"
-)
+).format(columns=sql.SQL(", ").join(map(sql.Identifier, IMPORT_COLUMNS)),
+         values=sql.SQL(", ").join(map(sql.Placeholder, IMPORT_COLUMNS)))
 VERSION_IMPORT_COLUMNS = (
     "cube_id", "version", "tenant", "agent_id", "user_id", "session_id", "kind", "tier", "label", "content",
     "data", "tags", "metadata", "artifact", "occurred_at", "valid_from", "valid_to", "importance", "confidence",
     "status", "superseded_by", "provenance", "recorded_at",
 )
-SQL_IMPORT_VERSION = (
-    "INSERT INTO memcube_versions (" + ", ".join(VERSION_IMPORT_COLUMNS) + ") VALUES ("
-    + ", ".join(f"%({c})s" for c in VERSION_IMPORT_COLUMNS) + ")"
-)
+SQL_IMPORT_VERSION = sql.SQL("INSERT INTO memcube_versions ({columns}) VALUES ({values})").format(
+    columns=sql.SQL(", ").join(map(sql.Identifier, VERSION_IMPORT_COLUMNS)),
+    values=sql.SQL(", ").join(map(sql.Placeholder, VERSION_IMPORT_COLUMNS)))
 # Episodes consolidation had taken in where they came from: given a transaction id below every snapshot, so
 # that a mark at (1, the largest of their ids) covers them and nothing written here or later.
 SQL_AS_CONSOLIDATED = "UPDATE memcubes SET xact_id = '1'::xid8 WHERE id = ANY(%s)"

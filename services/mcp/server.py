@@ -12,6 +12,7 @@ Built on `mcp` 2.x (`mcp.server.mcpserver.MCPServer`, the 1.x `FastMCP` renamed)
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 from collections import OrderedDict
 from datetime import datetime
@@ -43,6 +44,8 @@ class Clients:
         self.base_url = base_url
         self.fixed_key = fixed_key
         self._by_key: OrderedDict[str, AsyncMemCube] = OrderedDict()
+        # Evicted clients being closed (a task needs a reference until it is done).
+        self._closing: set[asyncio.Task[None]] = set()
 
     def for_context(self, ctx: Context) -> AsyncMemCube:
         key = self.fixed_key or _bearer(ctx.headers or {})
@@ -52,8 +55,8 @@ class Clients:
         self._by_key[key] = client
         while len(self._by_key) > MAX_CLIENTS:
             _, old = self._by_key.popitem(last=False)
-            # An evicted client is closed by the garbage collector; it holds no state worth flushing.
-            del old
+            self._closing.add(asyncio.get_running_loop().create_task(old.aclose()))
+            self._closing = {task for task in self._closing if not task.done()}
         return client
 
 

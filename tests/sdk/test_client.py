@@ -1,7 +1,6 @@
 """The Python SDK (sdk/python, `memcube_client`) against the real app, database and Redis: every route,
 typed answers, pages followed, typed errors, retries that honour Retry-After, the async twin."""
 
-import asyncio
 import http.server
 import io
 import threading
@@ -20,7 +19,7 @@ from memcube_client import AsyncMemCube, MemCube, MemoryInput, models
 from memcube_client._endpoint import ROUTES
 from memcube_client._transport import RetryPolicy, retry_after
 from services.api.app import create_app
-from tests.conftest import ADMIN_TOKEN
+from tests.conftest import ADMIN_TOKEN, run_async
 
 
 @pytest.fixture()
@@ -173,7 +172,7 @@ def test_async_twin_gives_the_same_answers(api, agent_id):
             exported = await amc.export()
             return created, listed, hits, exported
 
-    created, listed, hits, exported = asyncio.run(scenario())
+    created, listed, hits, exported = run_async(scenario)
     assert len(listed) == 4 and created.id in listed and hits[0].id == created.id
     assert exported.count(b'"record":"cube"') == 4
 

@@ -1,7 +1,6 @@
 """`memcube mcp` driven by the `mcp` client library: over stdio as a process of its own, and over streamable
 HTTP, against the real API (the `server` fixture), authenticated with a MemCube key."""
 
-import asyncio
 import json
 import os
 import socket
@@ -16,6 +15,7 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 from memcube.config import Settings, env_name
+from tests.conftest import run_async
 
 ROOT = Path(__file__).resolve().parents[3]
 SETTING_VARS = {env_name(name) for name in Settings.model_fields}
@@ -58,8 +58,7 @@ async def session_calls(server: str, key: str, agent_id: str):
 
 
 def test_tools_over_stdio_act_through_the_api_with_the_key(api, server, agent_id):
-    tools, remembered, found, core, read_core, context, other, missing, forgotten, recorded, lessons = asyncio.run(
-        session_calls(server, api.token, agent_id))
+    tools, remembered, found, core, read_core, context, other, missing, forgotten, recorded, lessons = run_async(session_calls, server, api.token, agent_id)
     assert tools == {"remember", "search_memory", "get_context", "read_core", "update_core", "forget",
                      "find_lessons", "record_trajectory", "lesson_feedback"}
     assert not remembered.is_error and remembered.structured_content["version"] == 1
@@ -100,7 +99,7 @@ def test_lesson_tools_over_stdio(api, server, agent_id, runtime):
             feedback = await session.call_tool("lesson_feedback", {"lesson_id": lesson["id"], "outcome": "success"})
             return lesson, feedback
 
-    lesson, feedback = asyncio.run(calls())
+    lesson, feedback = run_async(calls)
     assert "search_flights" in lesson["lesson"] or "flight" in lesson["lesson"]
     assert feedback.structured_content["uses"] == lesson["uses"] + 1
 
@@ -113,7 +112,7 @@ def test_a_wrong_key_is_refused_by_the_api(server, agent_id):
             await session.initialize()
             return await session.call_tool("search_memory", {"query": "anything"})
 
-    result = asyncio.run(call())
+    result = run_async(call)
     assert result.is_error and "401 unauthorized" in text(result)
 
 
@@ -154,7 +153,7 @@ def test_streamable_http_needs_a_bearer_key_per_request(api, server, agent_id, t
                 await session.call_tool("remember", {"content": "Over HTTP"})
                 return await session.call_tool("search_memory", {"query": "over http"})
 
-        result = asyncio.run(call())
+        result = run_async(call)
         assert result.structured_content["result"][0]["content"] == "Over HTTP"
     finally:
         process.terminate()
