@@ -196,6 +196,22 @@ class Settings(BaseSettings):
     page_every_seconds: float = Field(
         default=300.0, ge=0, description="Beat pages every scope that has a core tier this often; 0: off.")
 
+    # Clients and portability
+    url: str | None = Field(
+        default=None,
+        description="The MemCube API that `memcube mcp` calls (and the SDK, which reads the same variable); "
+                    "unset: http://127.0.0.1:MEMCUBE_PORT.")
+    api_key: str | None = Field(
+        default=None, description="The key `memcube mcp` calls the API with over stdio (HTTP clients send their own).")
+    mcp_agent_id: str | None = Field(
+        default=None, min_length=1, max_length=256, description="The agent MCP tools act for when a call names none.")
+    mcp_host: str = Field(default="127.0.0.1", description="Address `memcube mcp --transport http` listens on.")
+    mcp_port: int = Field(default=8001, ge=1, le=65535, description="Port `memcube mcp --transport http` listens on.")
+
+    def api_url(self) -> str:
+        """Return MEMCUBE_URL, or this host's API on MEMCUBE_PORT."""
+        return (self.url or f"http://127.0.0.1:{self.port}").rstrip("/")
+
     def resolved_home(self) -> Path:
         """Return the data folder with `~` expanded."""
         return self.home.expanduser().resolve()

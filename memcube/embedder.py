@@ -72,8 +72,13 @@ class LocalEmbedder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        # Loading a model from disk draws progress bars on stderr: noise in every process's start-up.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         import torch
+        import transformers
         from sentence_transformers import SentenceTransformer
+
+        transformers.utils.logging.disable_progress_bar()
 
         # Two torch threads next to a busy process on two cores is 10x slower at p95 (MEASURED.md).
         torch.set_num_threads(threads)

@@ -1,11 +1,16 @@
-"""The migration runner: ordered SQL files, applied once each under an advisory lock."""
+"""The migration runner: ordered SQL files, applied once each under an advisory lock.
+
+The files are the package data of `memcube.migrations` (the repository's top-level `migrations/`, mapped
+into the package by pyproject.toml), read through importlib.resources: an installed wheel carries them.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 from dataclasses import dataclass
-from pathlib import Path
+from importlib import resources
+from importlib.resources.abc import Traversable
 
 import psycopg
 
@@ -13,7 +18,6 @@ from memcube.errors import MigrationError
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 # Any constant works as long as every process uses the same one.
 LOCK_KEY = 7_402_311_977
 
@@ -34,15 +38,21 @@ class Migration:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
 
-def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+def migrations_dir() -> Traversable:
+    """Return where the migration files are: the `memcube.migrations` package, in a checkout or a wheel."""
+    return resources.files("memcube.migrations")
+
+
+def load_migrations(directory: Traversable | None = None) -> list[Migration]:
     """Return the migration files in name order; raises MigrationError when there are none."""
-    files = sorted(p for p in directory.glob("*.sql") if p.is_file())
+    directory = directory or migrations_dir()
+    files = sorted((p for p in directory.iterdir() if p.name.endswith(".sql") and p.is_file()), key=lambda p: p.name)
     if not files:
         raise MigrationError(f"no migration files in {directory}")
     return [Migration(p.name, p.read_text(encoding="utf-8")) for p in files]
 
 
-def apply_migrations(conn: psycopg.Connection, directory: Path = MIGRATIONS_DIR) -> list[str]:
+def apply_migrations(conn: psycopg.Connection, directory: Traversable | None = None) -> list[str]:
     """Apply every pending migration and return their names.
 
     The connection must be in autocommit mode; each file runs in its own transaction.
@@ -69,7 +79,7 @@ def apply_migrations(conn: psycopg.Connection, directory: Path = MIGRATIONS_DIR)
         conn.execute(SQL_UNLOCK, (LOCK_KEY,))
 
 
-def pending_migrations(conn: psycopg.Connection, directory: Path = MIGRATIONS_DIR) -> list[str]:
+def pending_migrations(conn: psycopg.Connection, directory: Traversable | None = None) -> list[str]:
     """Return the names of migrations not applied yet; raises MigrationError on an edited file."""
     migrations = load_migrations(directory)
     applied = _applied(conn)

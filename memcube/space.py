@@ -11,23 +11,9 @@ import psycopg_pool
 from memcube.cube import embedding_text
 from memcube.embedder import Embedder
 from memcube.errors import ConfigError
-from memcube.store.cubes import to_vector
+from memcube.store import space as store
 
 log = logging.getLogger(__name__)
-
-SQL_GET = "SELECT model, dim FROM embedding_space"
-SQL_SET = (
-    "INSERT INTO embedding_space (model, dim) VALUES (%s, %s) "
-    "ON CONFLICT (singleton) DO UPDATE SET model = EXCLUDED.model, dim = EXCLUDED.dim, updated_at = now()"
-)
-SQL_ENSURE_INDEX = "SELECT memcube_ensure_vector_index(%s) AS built"
-SQL_LOCK = "SELECT pg_advisory_xact_lock(7402311978)"
-SQL_CLEAR = "UPDATE memcubes SET embedding = NULL WHERE embedding IS NOT NULL"
-SQL_TODO = (
-    "SELECT id, content, kind, artifact FROM memcubes WHERE embedding IS NULL AND status <> 'forgotten' "
-    "ORDER BY id LIMIT %s"
-)
-SQL_SET_VECTOR = "UPDATE memcubes SET embedding = %s WHERE id = %s"
 
 
 def ensure_space(conn: psycopg.Connection, embedder: Embedder) -> None:
@@ -35,17 +21,17 @@ def ensure_space(conn: psycopg.Connection, embedder: Embedder) -> None:
 
     Raises ConfigError naming both embedders and the command that re-embeds.
     """
-    conn.execute(SQL_LOCK)
-    row = conn.execute(SQL_GET).fetchone()
+    store.lock_space(conn)
+    row = store.find_space(conn)
     if row is None:
-        conn.execute(SQL_SET, (embedder.name, embedder.dim))
+        store.set_space(conn, model=embedder.name, dim=embedder.dim)
     elif (row["model"], row["dim"]) != (embedder.name, embedder.dim):
         raise ConfigError(
             f"the database holds vectors from {row['model']} ({row['dim']} dimensions) but the configured "
             f"embedder is {embedder.name} ({embedder.dim} dimensions). Either configure the same embedder "
             "(MEMCUBE_EMBEDDER, MEMCUBE_EMBED_MODEL) or run `memcube reembed` to re-embed every memory.",
             details={"stored": dict(row), "configured": {"model": embedder.name, "dim": embedder.dim}})
-    if conn.execute(SQL_ENSURE_INDEX, (embedder.dim,)).fetchone()["built"]:
+    if store.ensure_vector_index(conn, embedder.dim):
         log.info("built the HNSW index for %d dimensions", embedder.dim)
 
 
@@ -56,24 +42,23 @@ def reembed(pool: psycopg_pool.ConnectionPool, embedder: Embedder, *, batch_size
     Safe to interrupt and run again: it resumes with the memories that have no vector yet.
     """
     with pool.connection() as conn:
-        conn.execute(SQL_LOCK)
-        row = conn.execute(SQL_GET).fetchone()
+        store.lock_space(conn)
+        row = store.find_space(conn)
         if row is None or (row["model"], row["dim"]) != (embedder.name, embedder.dim):
-            conn.execute(SQL_ENSURE_INDEX, (None,))
-            conn.execute(SQL_CLEAR)
-            conn.execute(SQL_SET, (embedder.name, embedder.dim))
+            store.ensure_vector_index(conn, None)
+            store.clear_vectors(conn)
+            store.set_space(conn, model=embedder.name, dim=embedder.dim)
     done = 0
     while True:
         with pool.connection() as conn:
-            rows = conn.execute(SQL_TODO, (batch_size,)).fetchall()
+            rows = store.list_unembedded(conn, limit=batch_size)
             if not rows:
                 break
             vectors = embedder.embed([embedding_text(r) for r in rows])
-            with conn.cursor() as cur:
-                cur.executemany(SQL_SET_VECTOR, [(to_vector(v), r["id"]) for v, r in zip(vectors, rows)])
+            store.set_vectors(conn, [(r["id"], v) for r, v in zip(rows, vectors)])
         done += len(rows)
         if progress:
             progress(done)
     with pool.connection() as conn:
-        conn.execute(SQL_ENSURE_INDEX, (embedder.dim,))
+        store.ensure_vector_index(conn, embedder.dim)
     return done

@@ -3,12 +3,14 @@ a fresh database per run with the migrations applied, and the real HTTP app serv
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -42,6 +44,25 @@ def _with_database(url: str, name: str) -> str:
     info = psycopg.conninfo.conninfo_to_dict(url)
     info["dbname"] = name
     return psycopg.conninfo.make_conninfo(**info)
+
+
+def run_async(make, *args):
+    """Run a coroutine function to completion on an event loop of its own, in a thread of its own: the
+    session's Playwright browser keeps an event loop running in the main thread, where asyncio.run refuses."""
+    result: dict = {}
+
+    def target():
+        try:
+            result["value"] = asyncio.run(make(*args))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            result["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
 
 
 @pytest.fixture(scope="session")
@@ -141,9 +162,9 @@ class _Unclosable:
         pass
 
 
-@pytest.fixture(scope="session")
-def server(settings: Settings, runtime: Runtime) -> Iterator[str]:
-    """The real app under uvicorn on a loopback port; yields its base URL."""
+@contextlib.contextmanager
+def serve(settings: Settings, runtime: Runtime) -> Iterator[str]:
+    """Serve the real app on a runtime the caller owns, under uvicorn on a loopback port; yield its base URL."""
     app = create_app(settings, runtime_factory=lambda _: _Unclosable(runtime))  # type: ignore[arg-type,return-value]
     port = _free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
@@ -155,9 +176,40 @@ def server(settings: Settings, runtime: Runtime) -> Iterator[str]:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the test API server did not start")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    uv.should_exit = True
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        uv.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def server(settings: Settings, runtime: Runtime) -> Iterator[str]:
+    """The real app under uvicorn on a loopback port; yields its base URL."""
+    with serve(settings, runtime) as url:
+        yield url
+
+
+@dataclass
+class Deployment:
+    url: str
+    runtime: Runtime
+    settings: Settings
+
+
+@pytest.fixture(scope="session")
+def other_deployment(stack_urls: tuple[str, str], settings: Settings, embedder: Any) -> Iterator[Deployment]:
+    """A second deployment: the same app and embedder on a database of its own (same Redis, other tenants)."""
+    with fresh_database(stack_urls[0], "memcube_other") as url:
+        with connect(url, autocommit=True) as conn:
+            apply_migrations(conn)
+        other = settings.model_copy(update={"database_url": url, "db_pool_max": 4})
+        rt = open_runtime(other, embedder=embedder)
+        try:
+            with serve(other, rt) as base:
+                yield Deployment(base, rt, other)
+        finally:
+            rt.close()
 
 
 class Api:

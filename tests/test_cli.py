@@ -22,7 +22,7 @@ def free_port() -> int:
 def start(home: Path, port: int, token: str) -> tuple[subprocess.Popen, list[str]]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.update(MEMCUBE_HOME=str(home), MEMCUBE_PORT=str(port), MEMCUBE_ADMIN_TOKEN=token)
-    process = subprocess.Popen([sys.executable, "-m", "memcube.cli", "up"], env=env, stdout=subprocess.PIPE,
+    process = subprocess.Popen([sys.executable, "-m", "services.cli", "up"], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     lines = []
     deadline = time.monotonic() + 240
@@ -52,7 +52,7 @@ def background_processes(process: subprocess.Popen) -> dict[str, list[psutil.Pro
     for child in psutil.Process(process.pid).children(recursive=True):
         cmdline = " ".join(child.cmdline())
         for command in found:
-            if f"memcube.cli {command}" in cmdline:
+            if f"services.cli {command}" in cmdline:
                 found[command].append(child)
     return found
 
@@ -82,6 +82,8 @@ def test_up_serves_keeps_data_across_restarts_and_stops_cleanly(tmp_path):
     process, lines = start(home, port, token)
     background: dict[str, list[psutil.Process]] = {}
     try:
+        # A quiet start: the banner alone, not the install, migration, Celery and model-loading chatter.
+        assert lines[0] == "MemCube is up.\n" and len(lines) == 7, "".join(lines)
         output = "".join(lines)
         assert f"API:         {base}" in output and f"Admin token: {token}" in output
         assert f"Dashboard:   {base}/dashboard\n" in output
@@ -129,13 +131,29 @@ def test_up_serves_keeps_data_across_restarts_and_stops_cleanly(tmp_path):
 def test_single_process_commands_explain_missing_configuration(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     for command in ("api", "worker"):
-        result = subprocess.run([sys.executable, "-m", "memcube.cli", command], env=env, capture_output=True,
+        result = subprocess.run([sys.executable, "-m", "services.cli", command], env=env, capture_output=True,
                                 text=True, timeout=120)
         assert result.returncode == 2 and "DATABASE_URL and REDIS_URL must be set" in result.stderr
-    result = subprocess.run([sys.executable, "-m", "memcube.cli", "beat"], env=env, capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "services.cli", "beat"], env=env, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 2 and "REDIS_URL (or MEMCUBE_BROKER_URL) must be set" in result.stderr
     env["MEMCUBE_PORT"] = "not-a-port"
-    result = subprocess.run([sys.executable, "-m", "memcube.cli", "api"], env=env, capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "services.cli", "api"], env=env, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 2 and "invalid configuration" in result.stderr
+
+
+def test_up_with_the_port_taken_says_so_and_starts_nothing(tmp_path):
+    home = tmp_path / "home"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+        env.update(MEMCUBE_HOME=str(home), MEMCUBE_PORT=str(port))
+        result = subprocess.run([sys.executable, "-m", "services.cli", "up"], env=env, capture_output=True,
+                                text=True, timeout=120)
+    assert result.returncode == 2
+    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr and "MEMCUBE_PORT" in result.stderr
+    assert "MemCube is up" not in result.stdout and "mc_admin_" not in result.stdout + result.stderr
+    assert not (home / "pg").exists() and not (home / "admin_token").exists()

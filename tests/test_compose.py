@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from memcube.cli import COMMANDS
+from services.cli.commands import COMMANDS
 from memcube.config import Settings, env_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,13 +58,39 @@ def test_the_admin_token_is_required_not_defaulted():
         raise AssertionError("compose must refuse to start without MEMCUBE_ADMIN_TOKEN")
 
 
+def test_secrets_come_from_the_env_file_not_from_compose():
+    text = (ROOT / "docker-compose.yml").read_text()
+    required = {name for name, op, _ in INTERPOLATION.findall(text) if op == "?"}
+    assert required == {"MEMCUBE_ADMIN_TOKEN", "POSTGRES_PASSWORD"}
+    example = dict(line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
+                   if line and not line.startswith("#"))
+    assert required <= set(example) and all(example[name] == "" for name in required)
+    assert {name for name, _, _ in INTERPOLATION.findall(text)} <= set(example) | {"MEMCUBE_EMBEDDER"}
+    assert ".env" in (ROOT / ".gitignore").read_text().split() and ".env" in (ROOT / ".dockerignore").read_text().split()
+    postgres = COMPOSE["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"]
+    assert interpolate(postgres, {"POSTGRES_PASSWORD": "s3cret"}) == "s3cret"
+    url = COMPOSE["services"]["api"]["environment"]["DATABASE_URL"]
+    assert interpolate(url, {"POSTGRES_PASSWORD": "s3cret"}) == "postgresql://memcube:s3cret@postgres:5432/memcube"
+
+
+def test_services_keep_their_healthchecks_and_the_image_runs_the_wheel_alone():
+    assert {name for name, svc in COMPOSE["services"].items() if "healthcheck" in svc} == \
+        {"postgres", "redis", "api", "mcp"}
+    stages = (ROOT / "Dockerfile").read_text().split("\nFROM ")
+    build, runtime = stages[-2], stages[-1]
+    copied = {line.split()[1] for line in build.splitlines() if line.startswith("COPY ")}
+    assert {"migrations", "memcube", "services", "workers", "sdk/python/memcube_client"} <= copied
+    assert [line for line in runtime.splitlines() if line.startswith("COPY")] == ["COPY --from=build /dist /dist"]
+    assert "pip install --no-cache-dir /dist/*.whl" in runtime
+
+
 def executable(command: list[str]) -> list[str]:
     """The container's `memcube` is the one installed beside this Python."""
     return [str(Path(sys.executable).parent / command[0]), *command[1:]]
 
 
 def run_env(service: str, database_url: str, redis_url: str, port: int) -> dict[str, str]:
-    host_env = {"MEMCUBE_ADMIN_TOKEN": "compose-token"}
+    host_env = {"MEMCUBE_ADMIN_TOKEN": "compose-token", "POSTGRES_PASSWORD": "from-dot-env"}
     env = {k: interpolate(str(v), host_env) for k, v in COMPOSE["services"][service]["environment"].items()}
     # Point the container host names at the test stack, and stay on loopback.
     env.update(DATABASE_URL=database_url, REDIS_URL=redis_url)

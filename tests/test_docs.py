@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from memcube.cli import COMMANDS
+from services.cli.commands import COMMANDS
 from memcube.config import Settings, env_name
 from services.api.app import create_app
 

@@ -6,14 +6,15 @@ from contextlib import asynccontextmanager
 from typing import AsyncIterator, Callable
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from memcube.config import Settings
 from memcube.runtime import Runtime, open_runtime
 from services.api.errors import install_error_handlers
-from services.api.middleware import BodyLimitMiddleware, Metrics, MetricsMiddleware
+from services.api.middleware import BodyLimitMiddleware, ContentTypeMiddleware, Metrics, MetricsMiddleware
 from services.api.routes import admin, health, memories, search
 from services.api.routes import context, core, sessions
-from services.api.routes import agents, jobs
+from services.api.routes import agents, jobs, portability
 from services.dashboard.app import install_dashboard
 from services.api.routes import lessons, trajectories
 
@@ -29,13 +30,18 @@ def create_app(settings: Settings, *, runtime_factory: Callable[[Settings], Runt
         finally:
             app.state.runtime.close()
 
-    app = FastAPI(title="MemCube", version="0.1.0", lifespan=lifespan,
-                  description="A memory operating system for AI agents.")
+    # /docs loads Swagger UI from the fastapi-offline package, not from a CDN. No /redoc: ReDoc's page still
+    # fetches its logo from a CDN.
+    app = FastAPIOffline(title="MemCube", version="0.1.0", lifespan=lifespan, static_url="/docs-assets",
+                         redoc_url=None,
+                         description="A memory operating system for AI agents.")
     app.state.metrics = Metrics()
     install_error_handlers(app)
-    for module in (memories, search, admin, health, sessions, core, context, agents, jobs, trajectories, lessons):
+    for module in (memories, search, admin, health, sessions, core, context, agents, jobs, trajectories, lessons,
+                   portability):
         app.include_router(module.router)
     install_dashboard(app)
+    app.add_middleware(ContentTypeMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app

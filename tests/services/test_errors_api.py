@@ -1,5 +1,7 @@
 """Every error code, in the documented shape, and bad input that changes nothing."""
 
+import json
+
 import pytest
 
 
@@ -101,3 +103,19 @@ def test_bad_paths_and_queries(api):
     error(api.get("/v1/memories", params={"kind": "dream"}), 422)
     error(api.get("/v1/nope"), 404)
     error(api.put("/v1/memories"), 405)
+
+
+@pytest.mark.parametrize("headers", [{"Content-Type": "application/x-www-form-urlencoded"},
+                                     {"Content-Type": "text/plain; charset=utf-8"}, {}])
+def test_a_body_that_is_not_declared_json_is_415_saying_so_and_stores_nothing(api, agent_id, headers):
+    body = json.dumps({"agent_id": agent_id, "content": "sent as a form"}).encode()
+    response = api.post("/v1/memories", content=body, headers=headers)
+    assert response.status_code == 415, response.text
+    error = response.json()["error"]
+    assert error["code"] == "unsupported_media_type"
+    assert "Content-Type: application/json" in error["message"]
+    assert api.get("/v1/memories", params={"agent_id": agent_id}).json()["items"] == []
+    # JSON with parameters, and +json types, are JSON; a request without a body needs no type.
+    ok = api.post("/v1/memories", content=body, headers={"Content-Type": "application/json; charset=utf-8"})
+    assert ok.status_code == 201
+    assert api.post(f"/v1/agents/{agent_id}/consolidate").status_code == 202

@@ -36,7 +36,7 @@ class WorkerProcess:
 
     def start(self, timeout: float = 180) -> WorkerProcess:
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "memcube.cli", "worker"], env=self.env,
+        self.process = subprocess.Popen([sys.executable, "-m", "services.cli", "worker"], env=self.env,
                                         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
         log.close()

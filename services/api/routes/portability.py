@@ -1,0 +1,34 @@
+"""GET /v1/export and POST /v1/import: a tenant's memory as NDJSON, out and back in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from memcube import portability
+from memcube.models.portability import ImportResult
+from services.api.deps import Conn, Reader, RuntimeDep, Writer
+from services.api.params import QueryIdent
+
+router = APIRouter(prefix="/v1", tags=["export and import"])
+NDJSON = "application/x-ndjson"
+
+
+@router.get("/export", response_class=StreamingResponse,
+            responses={200: {"content": {NDJSON: {}}, "description": "the export, one JSON record a line"}})
+def export(rt: RuntimeDep, who: Reader, agent_id: QueryIdent = None) -> StreamingResponse:
+    lines = portability.stream_export(rt.pool, tenant=who.tenant, agent_id=agent_id)
+    filename = f"memcube-{agent_id or who.tenant}.ndjson".replace('"', "")
+    return StreamingResponse(lines, media_type=NDJSON,
+                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@router.post("/import", response_model=ImportResult,
+             openapi_extra={"requestBody": {"required": True, "content": {NDJSON: {"schema": {"type": "string"}}}}})
+async def import_(request: Request, conn: Conn, rt: RuntimeDep, who: Writer) -> Any:
+    body = await request.body()
+    return await run_in_threadpool(portability.import_export, conn, tenant=who.tenant, body=body,
+                                   embedder=rt.embedder, settings=rt.settings)
