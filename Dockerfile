@@ -11,6 +11,9 @@ COPY services ./services
 COPY workers ./workers
 COPY migrations ./migrations
 RUN pip install --no-cache-dir .
+# The ONNX export of the default embedder is made here, once, not at each container's first start.
+ENV MEMCUBE_MODEL_CACHE=/app/models
+RUN python -m memcube.onnx_embedder
 RUN useradd --create-home memcube
 USER memcube
 EXPOSE 8000
