@@ -209,7 +209,8 @@ class OnnxEmbedder:
         self._tokenizer = Tokenizer.from_file(str(source / "tokenizer.json"))
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(_max_tokens(source))
-        self.dim = int(self._session.get_outputs()[0].shape[-1] or len(self._run(["dimension probe"])[0]))
+        width = self._session.get_outputs()[0].shape[-1]
+        self.dim = width if isinstance(width, int) else int(self._run(["dimension probe"]).shape[1])
         self.name = name
         self._batch_size = batch_size
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="embed") if threads > 1 else None
