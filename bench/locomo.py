@@ -37,9 +37,9 @@ import numpy as np
 from rank_bm25 import BM25Okapi
 
 from bench.common import DEFAULT_HOME, Bench, BenchEmbedder, Progress, Report, load_embedder, machine_state
-from memcube.config import load_settings
 from bench.corpus import Question, Turn, load_locomo, postgres_english_stopwords, questions_of, turns_of
 from memcube import jobs, tokens
+from memcube.config import load_settings
 from memcube.consolidation.run import run_consolidation
 from memcube.runtime import open_runtime
 
