@@ -20,6 +20,9 @@ ARG TORCH_INDEX_URL=
 RUN pip install --no-cache-dir ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "$TORCH_SPEC"
 COPY --from=build /dist /dist
 RUN pip install --no-cache-dir /dist/*.whl && rm -rf /dist
+# The ONNX export of the default embedder is made here, once, not at each container's first start.
+ENV MEMCUBE_MODEL_CACHE=/opt/memcube/models
+RUN python -m memcube.onnx_embedder && chmod -R a+rX /opt/memcube
 RUN useradd --create-home memcube
 USER memcube
 WORKDIR /home/memcube

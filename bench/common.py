@@ -22,7 +22,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from memcube.config import Settings
+from memcube.config import Settings, load_settings
 from memcube.db import connect
 from memcube.embedded import Stack, start_stack
 from memcube.embedder import Embedder, build_embedder
@@ -149,8 +149,8 @@ class Bench:
         return url
 
     def settings(self, database_url: str, **overrides: Any) -> Settings:
-        return Settings(database_url=database_url, redis_url=self.stack.redis_url, admin_token=ADMIN_TOKEN,
-                        embedder="local", log_level="warning", **overrides)
+        return load_settings(database_url=database_url, redis_url=self.stack.redis_url, admin_token=ADMIN_TOKEN,
+                             log_level="warning", **overrides)
 
     def serve(self, database_url: str, query_vectors: Path | None = None, **overrides: Any) -> "Server":
         """Start the real app in a process of its own (as `memcube api` runs it) on a loopback port."""
@@ -188,7 +188,7 @@ class Server:
         port = _free_port()
         env = {**os.environ, "DATABASE_URL": settings.database_url or "", "REDIS_URL": settings.redis_url or "",
                "MEMCUBE_ADMIN_TOKEN": ADMIN_TOKEN, "MEMCUBE_HOST": "127.0.0.1", "MEMCUBE_PORT": str(port),
-               "MEMCUBE_EMBEDDER": "local", "MEMCUBE_LOG_LEVEL": "warning"}
+               "MEMCUBE_LOG_LEVEL": "warning"}
         env.update({f"MEMCUBE_{k.upper()}": str(v) for k, v in overrides.items()})
         command = [sys.executable, "-m", "bench.server"]
         if query_vectors is not None:
@@ -283,9 +283,10 @@ class BenchEmbedder:
         return out
 
 
-def load_embedder() -> BenchEmbedder:
-    """The service's default embedder (bundled MiniLM, one torch thread unless MEMCUBE_TORCH_THREADS says)."""
-    return BenchEmbedder(build_embedder(Settings(embedder="local")))
+def load_embedder(**overrides: Any) -> BenchEmbedder:
+    """The embedder the servers use: the configured one (MEMCUBE_EMBEDDER, default the ONNX MiniLM), with
+    overrides (e.g. `embedder="torch"`)."""
+    return BenchEmbedder(build_embedder(load_settings(**overrides)))
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:

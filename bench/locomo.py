@@ -39,6 +39,7 @@ from rank_bm25 import BM25Okapi
 from bench.common import DEFAULT_HOME, Bench, BenchEmbedder, Progress, Report, load_embedder, machine_state
 from bench.corpus import Question, Turn, load_locomo, postgres_english_stopwords, questions_of, turns_of
 from memcube import jobs, tokens
+from memcube.config import load_settings
 from memcube.consolidation.run import run_consolidation
 from memcube.runtime import open_runtime
 
@@ -66,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="the first 2 conversations only")
     p.add_argument("--home", default=str(DEFAULT_HOME))
     p.add_argument("--keep", action="store_true", help="keep the benchmark database")
+    p.add_argument("--embedders", default=None, metavar="SPEC,SPEC",
+                   help="only compare embedders on the same turns and questions, e.g. onnx,torch,onnx:fp32 "
+                        "(MEMCUBE_EMBEDDER[:MEMCUBE_ONNX_PRECISION]): hybrid and dense recall, embedding speed")
     p.add_argument("--check", action="append", default=None, metavar="SETTING=VALUE",
                    help="also search through an API started with this setting changed (repeatable; default: "
                         "text_common_fraction=1, every query word kept)")
@@ -76,7 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     report.say(f"# LoCoMo through the API ({len(samples)} conversations)\nmachine: {report.figures['machine']}")
     bench = Bench.start(Path(args.home), keep=args.keep)
     try:
-        run(report, bench, samples, args.check if args.check is not None else ["text_common_fraction=1"])
+        if args.embedders:
+            compare_embedders(report, bench, samples, args.embedders.split(","))
+        else:
+            run(report, bench, samples, args.check if args.check is not None else ["text_common_fraction=1"])
     finally:
         bench.close()
         report.save()
@@ -153,6 +160,70 @@ def run(report: Report, bench: Bench, samples: list[dict[str, Any]], checks: Seq
 
 def _session_of(turn: Turn) -> str:
     return f"{turn.sample_id}:{turn.dia_id.split(':')[0]}"
+
+
+def embedder_overrides(spec: str) -> dict[str, str]:
+    """`onnx`, `torch`, `onnx:fp32` -> the settings that build that embedder."""
+    name, _, precision = spec.partition(":")
+    return {"embedder": name, **({"onnx_precision": precision} if precision else {})}
+
+
+def compare_embedders(report: Report, bench: Bench, samples: list[dict[str, Any]], specs: list[str]) -> None:
+    """The same turns and questions through one API per embedder: hybrid recall (the default search) and dense
+    recall (exact cosine over the stored vectors), and each embedder's speed, measured interleaved."""
+    convs = []
+    for s in samples:
+        turns = turns_of(s)
+        convs.append(Conversation(s["sample_id"], turns, questions_of(s, {t.dia_id for t in turns}),
+                                  s["conversation"]["speaker_a"]))
+    questions = [q for c in convs for q in c.questions]
+    turns = [t for c in convs for t in c.turns]
+    report.say(f"{len(turns)} turns, {len(questions)} questions; embedders: {', '.join(specs)}")
+    embedders = {spec: load_embedder(**embedder_overrides(spec)) for spec in specs}
+    vectors, batch_rate = {}, {}
+    for spec, embedder in embedders.items():
+        started = time.perf_counter()
+        vectors[spec] = embedder.embed_array([t.content for t in turns], progress=Progress(f"embed {spec}", len(turns)))
+        batch_rate[spec] = len(turns) / (time.perf_counter() - started)
+    single: dict[str, list[float]] = {spec: [] for spec in specs}
+    for i, q in enumerate(questions):
+        # One at a time, as the API embeds a query; the order rotates so that no embedder always goes first.
+        for spec in specs[i % len(specs):] + specs[:i % len(specs)]:
+            started = time.perf_counter()
+            embedders[spec].cache[q.question] = np.asarray(embedders[spec].inner.embed([q.question])[0],
+                                                           dtype=np.float32)
+            single[spec].append((time.perf_counter() - started) * 1000)
+    rows, figures = [], {}
+    base = specs[-1]
+    for spec in specs:
+        path = embedders[spec].save_cache(Path(tempfile.mkdtemp(prefix="locomo-")) / "questions.npz")
+        server = bench.serve(bench.new_database("emb"), query_vectors=path, **embedder_overrides(spec))
+        key = server.new_key(TENANT)
+        vector_of = {(t.sample_id, t.dia_id): vectors[spec][i] for i, t in enumerate(turns)}
+        dia_of = _ingest_batch(server, key, convs, vector_of, with_sessions=True)
+        hybrid = _scores(questions, _api_search(server, key, questions, dia_of))
+        dense = _scores(questions, _dense(convs, questions, vectors[spec], embedders[spec]))
+        server.stop()
+        cos = float(np.mean(np.sum(vectors[spec] * vectors[base], axis=1)))
+        p50, p95 = np.percentile(single[spec], 50), np.percentile(single[spec], 95)
+        rows.append([spec, embedders[spec].name, hybrid[0], hybrid[1], dense[0], dense[1], p50, p95,
+                     batch_rate[spec], cos])
+        figures[spec] = {"name": embedders[spec].name, "hybrid_r5": hybrid[0], "hybrid_r10": hybrid[1],
+                         "dense_r5": dense[0], "dense_r10": dense[1], "batch1_p50_ms": p50, "batch1_p95_ms": p95,
+                         "batch_texts_per_s": batch_rate[spec], "cosine_to_" + base: cos}
+    report.table(["embedder", "space", "hybrid R@5", "hybrid R@10", "dense R@5", "dense R@10", "batch-1 p50 ms",
+                  "p95 ms", f"batch {load_settings().embed_batch_size} texts/s", f"cos to {base}"], rows,
+                 title="## Embedders on the same turns (default search through the API, k = 10; dense = exact "
+                       "cosine over the stored vectors)")
+    for spec in specs[:-1]:
+        d_h = figures[spec]["hybrid_r10"] - figures[base]["hybrid_r10"]
+        d_d = figures[spec]["dense_r10"] - figures[base]["dense_r10"]
+        speed = figures[base]["batch1_p50_ms"] / figures[spec]["batch1_p50_ms"]
+        report.say(f"{spec} against {base}: hybrid R@10 {d_h:+.3f} (within 0.005: {abs(d_h) <= 0.005 or d_h > 0}), "
+                   f"dense R@10 {d_d:+.3f} (within 0.01: {abs(d_d) <= 0.01 or d_d > 0}); batch-1 {speed:.1f}x "
+                   f"faster, batch {figures[spec]['batch_texts_per_s'] / figures[base]['batch_texts_per_s']:.1f}x")
+    report.say(f"load average after the run: {machine_state()['loadavg_1_5_15']}")
+    report.figures["embedders"] = figures
 
 
 def _ingest_batch(server: Any, token: str, convs: list[Conversation], vector_of: dict[tuple[str, str], np.ndarray],

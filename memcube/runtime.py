@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import unquote, urlparse
 
 import psycopg_pool
 import redis
 
 from memcube.access import AccessRecorder
+from memcube.auth import KeyCache
 from memcube.config import Settings
 from memcube.db import open_pool
 from memcube.embedder import Embedder, build_embedder
@@ -31,6 +32,8 @@ class Runtime:
     access: AccessRecorder
     # The Celery broker when MEMCUBE_BROKER_URL names another Redis than REDIS_URL (readiness pings it).
     broker: redis.Redis | None = None
+    # Tokens seen lately: writes check them before embedding, without a connection (memcube.auth.KeyCache).
+    keys: KeyCache = field(default_factory=KeyCache)
 
     def close(self) -> None:
         """Write pending access counts and close connections."""

@@ -9,6 +9,7 @@ committed), so no message is ever lost and none is shown that was not stored.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -50,8 +51,24 @@ def _check_messages(request: MessageAppend, settings: Settings) -> list[int]:
     return counts
 
 
+@dataclass(frozen=True)
+class PreparedAppend:
+    """An append checked and embedded before any connection or lock is taken."""
+
+    counts: list[int]
+    vectors: list[Any]
+
+
+def prepare_append(request: MessageAppend, embedder: Embedder, settings: Settings) -> PreparedAppend:
+    """Check the messages and embed them; raises TooLarge. Embedding takes milliseconds: done before the
+    session's row lock, so concurrent appends to a session wait only for each other's inserts."""
+    counts = _check_messages(request, settings)
+    return PreparedAppend(counts, embedder.embed([m.content for m in request.messages]))
+
+
 def append_messages(conn: psycopg.Connection, client: redis.Redis, *, tenant: str, actor: str, session_id: str,
-                    request: MessageAppend, embedder: Embedder, settings: Settings) -> Appended:
+                    request: MessageAppend, embedder: Embedder, settings: Settings,
+                    prepared: PreparedAppend | None = None) -> Appended:
     """Store messages as episodic cubes with the next turns of the session (created on first use), then push
     them to the working window. Raises TooLarge, InvalidInput, or Conflict when the session belongs to
     another agent or user; then nothing is stored.
@@ -59,7 +76,8 @@ def append_messages(conn: psycopg.Connection, client: redis.Redis, *, tenant: st
     The push happens inside the caller's transaction: if it rolls back, readers never show the pushed turns
     (they are checked against PostgreSQL) and the next append overwrites them.
     """
-    counts = _check_messages(request, settings)
+    prepared = prepared or prepare_append(request, embedder, settings)
+    counts = prepared.counts
     first = store.claim_turns(conn, tenant=tenant, session_id=session_id, agent_id=request.agent_id,
                               user_id=request.user_id, n=len(request.messages))
     if first is None:
@@ -75,7 +93,7 @@ def append_messages(conn: psycopg.Connection, client: redis.Redis, *, tenant: st
              for m, turn in zip(request.messages, turns)]
     refs = [{"source_refs": [{"session_id": session_id, "turn": turn}]} for turn in turns]
     rows = create_cubes(conn, tenant=tenant, actor=actor, items=items, embedder=embedder, settings=settings,
-                        source="message", extra_provenance=refs)
+                        source="message", extra_provenance=refs, vectors=prepared.vectors)
     store.insert_turns(conn, tenant=tenant, session_id=session_id,
                        turns=[(t, m.role, m.name, r["id"]) for t, m, r in zip(turns, request.messages, rows)])
     messages = [_message({**row, "turn": turn, "role": m.role, "name": m.name}, n)

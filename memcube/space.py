@@ -16,6 +16,21 @@ from memcube.store import space as store
 log = logging.getLogger(__name__)
 
 
+# The settings that give each family of embedding space (its name's prefix).
+_CONFIGURATIONS = {
+    "local": "MEMCUBE_EMBEDDER=torch, or onnx with MEMCUBE_ONNX_PRECISION=fp32",
+    "onnx-int8": "MEMCUBE_EMBEDDER=onnx with MEMCUBE_ONNX_PRECISION=int8",
+    "hash": "MEMCUBE_EMBEDDER=hash and MEMCUBE_EMBED_DIM",
+    "openai": "MEMCUBE_EMBEDDER=openai and MEMCUBE_EMBED_MODEL",
+}
+
+
+def configuration_of(space: str) -> str:
+    """Return the settings that make an embedder of the named space."""
+    family = space.split(":", 1)[0]
+    return _CONFIGURATIONS.get(family, "MEMCUBE_EMBEDDER") + ", and MEMCUBE_EMBED_MODEL if it is not the default"
+
+
 def ensure_space(conn: psycopg.Connection, embedder: Embedder) -> None:
     """Record the embedder on a new database, or check that it matches the recorded one.
 
@@ -28,8 +43,8 @@ def ensure_space(conn: psycopg.Connection, embedder: Embedder) -> None:
     elif (row["model"], row["dim"]) != (embedder.name, embedder.dim):
         raise ConfigError(
             f"the database holds vectors from {row['model']} ({row['dim']} dimensions) but the configured "
-            f"embedder is {embedder.name} ({embedder.dim} dimensions). Either configure the same embedder "
-            "(MEMCUBE_EMBEDDER, MEMCUBE_EMBED_MODEL) or run `memcube reembed` to re-embed every memory.",
+            f"embedder is {embedder.name} ({embedder.dim} dimensions). Either configure the embedder that made "
+            f"them ({configuration_of(row['model'])}) or run `memcube reembed` to re-embed every memory.",
             details={"stored": dict(row), "configured": {"model": embedder.name, "dim": embedder.dim}})
     if store.ensure_vector_index(conn, embedder.dim):
         log.info("built the HNSW index for %d dimensions", embedder.dim)

@@ -31,6 +31,10 @@ from services.api.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_TOKEN = "test-admin-token-" + uuid.uuid4().hex
+TEST_HOME = Path(os.environ.get("MEMCUBE_TEST_HOME", ROOT / ".memcube-test"))
+# The ONNX export of the default embedder is made once and kept with the test stack; every process a test
+# starts (workers, `memcube up`, the compose services) is pointed at it instead of exporting into its own home.
+MODEL_CACHE = os.environ.setdefault("MEMCUBE_MODEL_CACHE", str(TEST_HOME / "models"))
 
 
 def _free_port() -> int:
@@ -71,8 +75,7 @@ def stack_urls() -> Iterator[tuple[str, str]]:
     if os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"):
         yield os.environ["DATABASE_URL"], os.environ["REDIS_URL"]
         return
-    home = Path(os.environ.get("MEMCUBE_TEST_HOME", ROOT / ".memcube-test"))
-    stack = start_stack(Settings(database_url=None, redis_url=None), home=home)
+    stack = start_stack(Settings(database_url=None, redis_url=None), home=TEST_HOME)
     try:
         yield stack.database_url, stack.redis_url
     finally:
@@ -115,8 +118,8 @@ def redis_url(stack_urls: tuple[str, str]) -> str:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str, redis_url: str) -> Settings:
-    return Settings(database_url=database_url, redis_url=redis_url, admin_token=ADMIN_TOKEN, embedder="local",
-                    access_flush_seconds=0.2, db_pool_max=12)
+    return Settings(database_url=database_url, redis_url=redis_url, admin_token=ADMIN_TOKEN, embedder="onnx",
+                    model_cache=Path(MODEL_CACHE), access_flush_seconds=0.2, db_pool_max=12)
 
 
 @pytest.fixture(scope="session")

@@ -96,7 +96,9 @@ def run_env(service: str, database_url: str, redis_url: str, port: int) -> dict[
     env.update(DATABASE_URL=database_url, REDIS_URL=redis_url)
     if "MEMCUBE_HOST" in env:
         env.update(MEMCUBE_HOST="127.0.0.1", MEMCUBE_PORT=str(port))
-    return {**{k: v for k, v in os.environ.items() if k not in SETTING_VARS}, **env}
+    # The test run's ONNX export, instead of a new one in the home of each process.
+    cache = {"MEMCUBE_MODEL_CACHE": os.environ["MEMCUBE_MODEL_CACHE"]} if "MEMCUBE_MODEL_CACHE" in os.environ else {}
+    return {**{k: v for k, v in os.environ.items() if k not in SETTING_VARS}, **cache, **env}
 
 
 def test_migrate_then_api_start_with_the_compose_environment(database_url, redis_url):

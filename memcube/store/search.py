@@ -172,9 +172,12 @@ def search_candidates(conn: psycopg.Connection, *, scope: ScopeFilter, query_vec
         "FROM ids JOIN memcubes m ON m.id = ids.id LEFT JOIN vec ON vec.id = ids.id LEFT JOIN txt ON txt.id = ids.id"
     ).format(distance=distance, where=where, columns=sql.SQL(", ").join(
         sql.SQL("m.{}").format(sql.Identifier(c.strip())) for c in CUBE_COLUMNS.split(",")))
-    # prepare=False: a prepared statement drifts to a generic plan after a few runs, and the generic
-    # plan of the hnsw query walks the btree and sorts the whole scope (bench/plan_cache.py: 54 ms -> 173 ms).
-    return conn.execute(query, params, prepare=False).fetchall()
+    # Only the exact plan is prepared. A prepared statement drifts to a generic plan after a few runs: the
+    # generic plan of the hnsw query walks the btree and sorts the whole scope (bench/plan_cache.py: 54 ms ->
+    # 173 ms), so it is planned afresh each time; the exact query orders by an expression no index serves, so its
+    # generic plan is the custom one's, and preparing it saves the planning, 3-6 ms of a search at 100-row
+    # scopes (bench/overhead.py).
+    return conn.execute(query, params, prepare=plan == "exact").fetchall()
 
 
 def cubes_in_scope(conn: psycopg.Connection, *, scope: ScopeFilter, cube_ids: Sequence[UUID]) -> list[dict[str, Any]]:

@@ -10,7 +10,8 @@ use `run_authorized` instead, which does all of it in one.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Annotated
+from dataclasses import dataclass, field
+from typing import Annotated, Any
 
 import psycopg
 from fastapi import Depends, Request, Response
@@ -47,25 +48,52 @@ async def get_token(request: Request) -> str:
     return require_token(_bearer(request))
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What `work` returns when the answer needs another status than 200, or headers."""
+
+    model: BaseModel
+    status_code: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
 async def run_authorized(request: Request, token: str, scope: str,
-                         work: Callable[[psycopg.Connection, Principal], BaseModel]) -> Response:
+                         work: Callable[..., BaseModel | Answer],
+                         prepare: Callable[[], Any] | None = None) -> Response:
     """Answer with `work(conn, caller)` as JSON, in one thread-pool hop: take a connection, authenticate the
     token, require the scope, run `work` in one transaction (committed before the answer is sent, rolled back
     on error), serialize its model.
+
+    With `prepare` (a write that embeds), the embedding runs first, holding no connection and no lock, and
+    `work(conn, caller, prepared)` gets its result: a token is checked before that, from the key cache when it
+    was seen lately (else the database), and again in the work's own transaction, so revocation stays
+    immediate and a pool connection is never held while a model runs.
 
     The route's body has been validated by then, so a request with a malformed body and a token that is
     present but invalid gets the 422 (a missing token is a 401 first: `get_token`).
     """
     runtime = request.app.state.runtime
+    admin_token = runtime.settings.admin_token
 
-    def run() -> bytes:
+    def run() -> Answer:
+        prepared = None
+        if prepare is not None:
+            caller = runtime.keys.get(token)
+            if caller is None:
+                with runtime.pool.connection() as conn:
+                    caller = authenticate(conn, token, admin_token=admin_token)
+            require(caller, scope)
+            prepared = prepare()
         with runtime.pool.connection() as conn:
-            principal = authenticate(conn, token, admin_token=runtime.settings.admin_token)
+            principal = authenticate(conn, token, admin_token=admin_token)
             require(principal, scope)
-            answer = work(conn, principal)
-        return answer.model_dump_json().encode()
+            answer = work(conn, principal) if prepare is None else work(conn, principal, prepared)
+        runtime.keys.put(token, principal)
+        return answer if isinstance(answer, Answer) else Answer(answer)
 
-    return Response(await run_in_threadpool(run), media_type="application/json")
+    answer = await run_in_threadpool(run)
+    return Response(answer.model.model_dump_json().encode(), status_code=answer.status_code,
+                    headers=answer.headers, media_type="application/json")
 
 
 Token = Annotated[str, Depends(get_token)]

@@ -73,7 +73,8 @@ class WorkerProcess:
 def worker_env(database_url: str, redis_url: str, llm_url: str, home: Path, **extra: str) -> dict[str, str]:
     """The environment of a test worker: this run's database and Redis, the LLM stub, a queue of its own."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith("MEMCUBE_") and k not in ("DATABASE_URL", "REDIS_URL", "OPENAI_API_KEY")}
+           if (not k.startswith("MEMCUBE_") or k == "MEMCUBE_MODEL_CACHE")
+           and k not in ("DATABASE_URL", "REDIS_URL", "OPENAI_API_KEY")}
     env.update(FAST, DATABASE_URL=database_url, REDIS_URL=redis_url, MEMCUBE_LLM_BASE_URL=llm_url,
                MEMCUBE_HOME=str(home), MEMCUBE_WORKER_QUEUE=f"test-{uuid.uuid4().hex[:8]}")
     env.update(extra)

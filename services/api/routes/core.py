@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Response
+import psycopg
+from fastapi import APIRouter, Header, Request, Response
 
 from memcube import core
-from memcube.models import CoreBlockPut, CoreBlockWritten, CoreMemory, MemCube
-from services.api.deps import Conn, Reader, RuntimeDep, Writer
+from memcube.cube import check_content
+from memcube.models import CoreBlockPut, CoreBlockWritten, CoreMemory, MemCube, Principal
+from services.api.deps import Answer, Conn, Reader, RuntimeDep, Token, run_authorized
 from services.api.params import PathIdent, PathLabel, QueryIdent
 from services.api.routes.memories import parse_if_match
 
@@ -29,12 +31,19 @@ def get_core_block(agent_id: PathIdent, label: PathLabel, conn: Conn, who: Reade
 
 
 @router.put("/{agent_id}/core/{label}", response_model=CoreBlockWritten)
-def put_core_block(agent_id: PathIdent, label: PathLabel, body: CoreBlockPut, conn: Conn, rt: RuntimeDep,
-                   who: Writer, response: Response, user_id: QueryIdent = None,
-                   if_match: Annotated[str | None, Header()] = None) -> Any:
-    written, created = core.put_block(conn, tenant=who.tenant, actor=who.actor, agent_id=agent_id, user_id=user_id,
-                                      label=label, body=body, embedder=rt.embedder, settings=rt.settings,
-                                      if_match=parse_if_match(if_match))
-    response.status_code = 201 if created else 200
-    response.headers["ETag"] = f'"{written.block.version}"'
-    return written
+async def put_core_block(agent_id: PathIdent, label: PathLabel, body: CoreBlockPut, request: Request, rt: RuntimeDep,
+                         token: Token, user_id: QueryIdent = None,
+                         if_match: Annotated[str | None, Header()] = None) -> Response:
+    version = parse_if_match(if_match)
+
+    def prepare() -> Any:
+        check_content(body.content, rt.settings)
+        return rt.embedder.embed([body.content])[0]
+
+    def work(conn: psycopg.Connection, who: Principal, vector: Any) -> Answer:
+        written, created = core.put_block(conn, tenant=who.tenant, actor=who.actor, agent_id=agent_id,
+                                          user_id=user_id, label=label, body=body, embedder=rt.embedder,
+                                          settings=rt.settings, if_match=version, vector=vector)
+        return Answer(written, 201 if created else 200, {"ETag": f'"{written.block.version}"'})
+
+    return await run_authorized(request, token, "write", work, prepare=prepare)

@@ -6,14 +6,15 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Query, Response
+import psycopg
+from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel
 
 from memcube import cube
 from memcube.errors import InvalidInput
 from memcube.models import (CubeFilter, FuseRequest, Link, LinkCreate, MemCube, MemCubeCreate, MemCubePatch, Page,
-                            Version, as_utc)
-from services.api.deps import Conn, Reader, RuntimeDep, Writer
+                            Principal, Version, as_utc)
+from services.api.deps import Answer, Conn, Reader, RuntimeDep, Token, Writer, run_authorized
 from services.api.params import Cursor, Limit
 
 router = APIRouter(prefix="/v1/memories", tags=["memories"])
@@ -55,18 +56,25 @@ def _etag(response: Response, row: dict[str, Any]) -> None:
 
 
 @router.post("", status_code=201, response_model=MemCube)
-def create_memory(body: MemCubeCreate, conn: Conn, rt: RuntimeDep, who: Writer, response: Response) -> Any:
-    [row] = cube.create_cubes(conn, tenant=who.tenant, actor=who.actor, items=[body], embedder=rt.embedder,
-                              settings=rt.settings)
-    _etag(response, row)
-    return row
+async def create_memory(body: MemCubeCreate, request: Request, rt: RuntimeDep, token: Token) -> Response:
+    def work(conn: psycopg.Connection, who: Principal, vectors: list[Any]) -> Answer:
+        [row] = cube.create_cubes(conn, tenant=who.tenant, actor=who.actor, items=[body], embedder=rt.embedder,
+                                  settings=rt.settings, vectors=vectors)
+        return Answer(MemCube.model_validate(row), 201, {"ETag": f'"{row["version"]}"'})
+
+    return await run_authorized(request, token, "write", work,
+                                prepare=lambda: cube.embed_items([body], rt.embedder, rt.settings))
 
 
 @router.post("/batch", status_code=201, response_model=Items)
-def create_batch(body: BatchCreate, conn: Conn, rt: RuntimeDep, who: Writer) -> Any:
-    rows = cube.create_cubes(conn, tenant=who.tenant, actor=who.actor, items=body.items, embedder=rt.embedder,
-                             settings=rt.settings)
-    return {"items": rows}
+async def create_batch(body: BatchCreate, request: Request, rt: RuntimeDep, token: Token) -> Response:
+    def work(conn: psycopg.Connection, who: Principal, vectors: list[Any]) -> Answer:
+        rows = cube.create_cubes(conn, tenant=who.tenant, actor=who.actor, items=body.items, embedder=rt.embedder,
+                                 settings=rt.settings, vectors=vectors)
+        return Answer(Items(items=rows), 201)
+
+    return await run_authorized(request, token, "write", work,
+                                prepare=lambda: cube.embed_items(body.items, rt.embedder, rt.settings))
 
 
 @router.get("", response_model=Page[MemCube])

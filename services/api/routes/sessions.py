@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+import psycopg
+from fastapi import APIRouter, Request, Response
 
 from memcube import session
-from memcube.models import (Appended, MessageAppend, Page, Scratchpad, ScratchpadPut, SessionSummary,
+from memcube.models import (Appended, MessageAppend, Page, Principal, Scratchpad, ScratchpadPut, SessionSummary,
                             WorkingMemory)
-from services.api.deps import Conn, Reader, RuntimeDep, Writer
+from services.api.deps import Answer, Conn, Reader, RuntimeDep, Token, Writer, run_authorized
 from services.api.params import Cursor, Limit, PathIdent, QueryIdent, RequiredQueryIdent
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
@@ -25,9 +26,15 @@ def list_sessions(agent_id: RequiredQueryIdent, conn: Conn, who: Reader, user_id
 
 
 @router.post("/{session_id}/messages", status_code=201, response_model=Appended)
-def append_messages(session_id: PathIdent, body: MessageAppend, conn: Conn, rt: RuntimeDep, who: Writer) -> Any:
-    return session.append_messages(conn, rt.redis, tenant=who.tenant, actor=who.actor, session_id=session_id,
-                                   request=body, embedder=rt.embedder, settings=rt.settings)
+async def append_messages(session_id: PathIdent, body: MessageAppend, request: Request, rt: RuntimeDep,
+                          token: Token) -> Response:
+    def work(conn: psycopg.Connection, who: Principal, prepared: session.PreparedAppend) -> Answer:
+        return Answer(session.append_messages(conn, rt.redis, tenant=who.tenant, actor=who.actor,
+                                              session_id=session_id, request=body, embedder=rt.embedder,
+                                              settings=rt.settings, prepared=prepared), 201)
+
+    return await run_authorized(request, token, "write", work,
+                                prepare=lambda: session.prepare_append(body, rt.embedder, rt.settings))
 
 
 @router.get("/{session_id}/working", response_model=WorkingMemory)
