@@ -1,4 +1,5 @@
-"""API keys: issue, verify, revoke. Tokens are random and shown once; only their SHA-256 is stored."""
+"""API keys: issue, verify, revoke. Tokens are random and shown once; only their SHA-256 is stored, with the
+token's public part (`mc_` and a key label that is not part of the secret) to tell keys apart."""
 
 from __future__ import annotations
 
@@ -22,9 +23,18 @@ ALL_SCOPES = frozenset({"read", "write", "admin"})
 BOOTSTRAP_TENANT = "default"
 
 
+PUBLIC_CHARS = len(TOKEN_PREFIX) + 8
+
+
 def new_token() -> str:
-    """Return a fresh high-entropy token."""
-    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+    """Return a fresh token, `mc_<label>_<secret>`: a public 8-character label (stored, shown in key lists) and
+    256 random bits that are stored only as part of the token's hash."""
+    return f"{TOKEN_PREFIX}{secrets.token_hex(4)}_{secrets.token_urlsafe(32)}"
+
+
+def public_part(token: str) -> str:
+    """The part of a token that may be stored and shown: `mc_` and its label, never a character of the secret."""
+    return token[:PUBLIC_CHARS]
 
 
 def hash_token(token: str) -> bytes:
@@ -47,7 +57,7 @@ def authenticate(conn: psycopg.Connection, token: str | None, *, admin_token: st
     row = key_store.find_key_by_hash(conn, hash_token(token))
     if row is None:
         raise Unauthorized("invalid or revoked token")
-    return Principal(key_id=row["id"], tenant=row["tenant"], scopes=frozenset(row["scopes"]))
+    return Principal(key_id=row["id"], tenant=row["tenant"], scopes=frozenset(row["scopes"]), key_name=row["name"])
 
 
 class KeyCache:
@@ -97,7 +107,7 @@ def create_key(conn: psycopg.Connection, principal: Principal, body: ApiKeyCreat
     token = new_token()
     row = key_store.insert_key(conn, key_id=uuid.uuid4(), tenant=tenant or body.tenant, name=body.name,
                                scopes=sorted(set(body.scopes)), token_hash=hash_token(token),
-                               token_prefix=token[:10])
+                               token_prefix=public_part(token))
     return {**row, "token": token}
 
 

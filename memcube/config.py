@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+import limits
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,7 +19,8 @@ class Settings(BaseSettings):
     home: Path = Field(default=Path("~/.memcube"), description="Data folder of the embedded stack.")
     host: str = Field(default="127.0.0.1", description="Address the API listens on.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port the API listens on.")
-    admin_token: str | None = Field(default=None, description="Bootstrap admin token (tenant `default`).")
+    admin_token: str | None = Field(default=None, min_length=16,
+                                    description="Bootstrap admin token (tenant `default`), 16 characters or more.")
     database_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("DATABASE_URL", "database_url"),
@@ -74,7 +76,14 @@ class Settings(BaseSettings):
     max_content_chars: int = Field(default=65_536, ge=1, description="Longest content of one cube.")
     max_batch_items: int = Field(default=500, ge=1, description="Most items in one batch create.")
     max_k: int = Field(default=200, ge=1, description="Most hits one search returns.")
-    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, description="Largest request body.")
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, description="Largest request body.")
+
+    # Rate limits per API key (per client address without a token), in `limits` notation: "600/minute",
+    # "20/second;600/minute" (every part holds); an empty value turns that class off. Kept in Redis, so they
+    # hold across API replicas.
+    rate_limit_read: str = Field(default="3000/minute", description="GET requests under /v1 per key.")
+    rate_limit_write: str = Field(default="1200/minute", description="Changes (POST, PUT, PATCH, DELETE) per key.")
+    rate_limit_search: str = Field(default="1200/minute", description="POST /v1/search and /v1/context per key.")
     max_tags: int = Field(default=64, ge=0, description="Most tags on one cube.")
     max_links_page: int = Field(default=500, ge=1, description="Most links returned for one cube.")
 
@@ -218,6 +227,17 @@ class Settings(BaseSettings):
         default=None, min_length=1, max_length=256, description="The agent MCP tools act for when a call names none.")
     mcp_host: str = Field(default="127.0.0.1", description="Address `memcube mcp --transport http` listens on.")
     mcp_port: int = Field(default=8001, ge=1, le=65535, description="Port `memcube mcp --transport http` listens on.")
+
+    @field_validator("rate_limit_read", "rate_limit_write", "rate_limit_search")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        if value.strip():
+            try:
+                limits.parse_many(value)
+            except ValueError as exc:
+                raise ValueError(f"{value!r} is not a rate limit such as \"600/minute\" or "
+                                 "\"20/second;600/minute\" (empty turns it off)") from exc
+        return value.strip()
 
     def api_url(self) -> str:
         """Return MEMCUBE_URL, or this host's API on MEMCUBE_PORT."""

@@ -119,7 +119,9 @@ def redis_url(stack_urls: tuple[str, str]) -> str:
 @pytest.fixture(scope="session")
 def settings(database_url: str, redis_url: str) -> Settings:
     return Settings(database_url=database_url, redis_url=redis_url, admin_token=ADMIN_TOKEN, embedder="onnx",
-                    model_cache=Path(MODEL_CACHE), access_flush_seconds=0.2, db_pool_max=12)
+                    model_cache=Path(MODEL_CACHE), access_flush_seconds=0.2, db_pool_max=12,
+                    # Off for the shared test server (its tests share keys); tests of the limits serve their own.
+                    rate_limit_read="", rate_limit_write="", rate_limit_search="")
 
 
 @pytest.fixture(scope="session")

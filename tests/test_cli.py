@@ -75,7 +75,7 @@ def stop(process: subprocess.Popen, sig: int) -> int:
 
 
 def test_up_serves_keeps_data_across_restarts_and_stops_cleanly(tmp_path):
-    home, port, token = tmp_path / "home", free_port(), "up-test-token"
+    home, port, token = tmp_path / "home", free_port(), "up-test-admin-token"
     base = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {token}"}
 

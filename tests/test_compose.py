@@ -90,7 +90,7 @@ def executable(command: list[str]) -> list[str]:
 
 
 def run_env(service: str, database_url: str, redis_url: str, port: int) -> dict[str, str]:
-    host_env = {"MEMCUBE_ADMIN_TOKEN": "compose-token", "POSTGRES_PASSWORD": "from-dot-env"}
+    host_env = {"MEMCUBE_ADMIN_TOKEN": "compose-test-admin-token", "POSTGRES_PASSWORD": "from-dot-env"}
     env = {k: interpolate(str(v), host_env) for k, v in COMPOSE["services"][service]["environment"].items()}
     # Point the container host names at the test stack, and stay on loopback.
     env.update(DATABASE_URL=database_url, REDIS_URL=redis_url)
@@ -124,7 +124,7 @@ def test_migrate_then_api_start_with_the_compose_environment(database_url, redis
             time.sleep(0.5)
         else:
             raise AssertionError("api did not become ready")
-        auth = {"Authorization": "Bearer compose-token"}
+        auth = {"Authorization": "Bearer compose-test-admin-token"}
         assert httpx.get(f"http://127.0.0.1:{port}/v1/memories", headers=auth).status_code == 200
     finally:
         api.terminate()

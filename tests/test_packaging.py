@@ -87,7 +87,7 @@ def test_a_built_wheel_migrates_and_serves_from_a_fresh_venv(tmp_path, scratch_u
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEMCUBE_") and k not in ("DATABASE_URL",
                                                                                                "REDIS_URL")}
     env.update(DATABASE_URL=scratch_url, REDIS_URL=redis_url, MEMCUBE_EMBEDDER="hash", MEMCUBE_HOME=str(work),
-               MEMCUBE_ADMIN_TOKEN="wheel-token", MEMCUBE_PORT=str(free_port()))
+               MEMCUBE_ADMIN_TOKEN="wheel-test-admin-token", MEMCUBE_PORT=str(free_port()))
     migrate = subprocess.run([str(venv / "bin" / "memcube"), "migrate"], cwd=work, env=env, capture_output=True,
                              text=True, timeout=120)
     assert migrate.returncode == 0, migrate.stderr
@@ -106,7 +106,7 @@ def test_a_built_wheel_migrates_and_serves_from_a_fresh_venv(tmp_path, scratch_u
                 pass
             assert api.poll() is None and time.monotonic() < deadline, api.stderr.read() if api.poll() else "slow"
             time.sleep(0.3)
-        auth = {"Authorization": "Bearer wheel-token"}
+        auth = {"Authorization": "Bearer wheel-test-admin-token"}
         created = httpx.post(base + "/v1/memories", headers=auth, json={"agent_id": "a", "content": "From a wheel"})
         assert created.status_code == 201, created.text
         docs = httpx.get(base + "/docs").text

@@ -112,3 +112,4 @@ from memcube.models.lesson import (  # noqa: F401
     TrajectoryRecorded,
     LessonFeedback,
 )
+from memcube.models.audit import AuditEntry, AuditFilter, AuditVersion  # noqa: F401

@@ -316,6 +316,8 @@ class Principal(BaseModel):
     tenant: str
     scopes: frozenset[str]
     superuser: bool = False
+    # The key's name when it was looked up (for the audit trail); None for the admin token.
+    key_name: str | None = None
 
     @property
     def actor(self) -> str:

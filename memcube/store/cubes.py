@@ -11,6 +11,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from memcube import request_context as audit
 from memcube.errors import InvalidInput, NotFound, StaleVersion
 from memcube.store import search_text
 from memcube.store.cursor import decode_cursor, encode_cursor
@@ -47,7 +48,7 @@ SQL_INSERT_CUBE = (
 )
 SQL_SNAPSHOT = (
     "INSERT INTO memcube_versions (cube_id, version, " + SNAPSHOT_COLUMNS + ") "
-    "SELECT id, version, " + SNAPSHOT_COLUMNS + " FROM memcubes WHERE id = ANY(%s)"
+    "SELECT id, version, " + SNAPSHOT_COLUMNS + " FROM memcubes WHERE id = ANY(%s) RETURNING cube_id, version"
 )
 SQL_GET = "SELECT " + CUBE_COLUMNS + " FROM memcubes WHERE tenant = %s AND id = %s"
 SQL_GET_MANY = "SELECT " + CUBE_COLUMNS + " FROM memcubes WHERE tenant = %s AND id = ANY(%s)"
@@ -109,6 +110,7 @@ def insert_cubes(conn: psycopg.Connection, rows: list[dict[str, Any]]) -> list[d
     with conn.cursor() as cur:
         cur.executemany(SQL_INSERT_CUBE, params)
         cur.execute(SQL_SNAPSHOT, (ids,))
+        audit.note_versions(cur.fetchall())
     episodes = [row["id"] for row in rows if row["kind"] == "episodic" and row.get("session_id") is not None]
     if episodes:
         search_text.refresh_after_insert(conn, tenant=rows[0]["tenant"], cube_ids=episodes)
@@ -185,7 +187,7 @@ def update_cube(conn: psycopg.Connection, *, tenant: str, cube_id: UUID, changes
         raise StaleVersion(
             f"memory {cube_id} is at version {current['version']}, not {expected_version}",
             details={"current_version": current["version"]})
-    conn.execute(SQL_SNAPSHOT, ([cube_id],))
+    audit.note_versions(conn.execute(SQL_SNAPSHOT, ([cube_id],)).fetchall())
     if (search_text.TEXT_FIELDS | search_text.POSITION_FIELDS) & set(changes):
         search_text.refresh_search_text(conn, tenant=tenant, cube_ids=[cube_id], also=moved)
     return row
@@ -195,7 +197,7 @@ def erase_cube(conn: psycopg.Connection, *, cube_id: UUID, provenance: dict[str,
     """Remove content from every version of a locked cube and write the tombstone version."""
     conn.execute(SQL_ERASE_VERSIONS, (cube_id,))
     row = conn.execute(SQL_ERASE_CURRENT, (Jsonb(provenance), cube_id)).fetchone()
-    conn.execute(SQL_SNAPSHOT, ([cube_id],))
+    audit.note_versions(conn.execute(SQL_SNAPSHOT, ([cube_id],)).fetchall())
     # No word of it stays in its own search document or in the documents of the turns after it.
     search_text.refresh_search_text(conn, tenant=row["tenant"], cube_ids=[cube_id])
     return row

@@ -11,7 +11,10 @@ from fastapi_offline import FastAPIOffline
 from memcube.config import Settings
 from memcube.runtime import Runtime, open_runtime
 from services.api.errors import install_error_handlers
-from services.api.middleware import BodyLimitMiddleware, ContentTypeMiddleware, Metrics, MetricsMiddleware
+from services.api.audit_middleware import AuditMiddleware
+from services.api.middleware import (BodyLimitMiddleware, ContentTypeMiddleware, Metrics, MetricsMiddleware,
+                                     RequestIdMiddleware)
+from services.api.ratelimit import RateLimitMiddleware, RateLimits
 from services.api.routes import admin, health, memories, search
 from services.api.routes import context, core, sessions
 from services.api.routes import agents, jobs, portability
@@ -25,6 +28,8 @@ def create_app(settings: Settings, *, runtime_factory: Callable[[Settings], Runt
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.runtime = runtime_factory(settings)
+        app.state.rate_limits = RateLimits(app.state.runtime.redis.connection_pool, read=settings.rate_limit_read,
+                                           write=settings.rate_limit_write, search=settings.rate_limit_search)
         try:
             yield
         finally:
@@ -41,7 +46,12 @@ def create_app(settings: Settings, *, runtime_factory: Callable[[Settings], Runt
                    portability):
         app.include_router(module.router)
     install_dashboard(app)
+    # Outermost last: the request id first, then metrics, rate limits (before anything reads the body or the
+    # database), the audit entry, the body limit and the media type.
     app.add_middleware(ContentTypeMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AuditMiddleware)
+    app.add_middleware(RateLimitMiddleware, get_limits=lambda scope: getattr(scope["app"].state, "rate_limits", None))
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(RequestIdMiddleware)
     return app

@@ -18,6 +18,7 @@ from fastapi import Depends, Request, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from memcube import audit, request_context
 from memcube.auth import authenticate, require, require_token
 from memcube.models import Principal
 from memcube.runtime import Runtime
@@ -39,8 +40,13 @@ def get_conn(request: Request) -> Iterator[psycopg.Connection]:
     """
     runtime = request.app.state.runtime
     with runtime.pool.connection() as conn:
-        request.state.principal = authenticate(conn, _bearer(request), admin_token=runtime.settings.admin_token)
+        principal = authenticate(conn, _bearer(request), admin_token=runtime.settings.admin_token)
+        request.state.principal = principal
+        request_context.note_caller(principal)
         yield conn
+        # A change is audited in its own transaction: both commit, or neither (memcube/audit.py).
+        route = request.scope.get("route")
+        audit.write_in(conn, getattr(route, "status_code", None) or 200, getattr(route, "path", None))
 
 
 async def get_token(request: Request) -> str:
@@ -86,10 +92,13 @@ async def run_authorized(request: Request, token: str, scope: str,
             prepared = prepare()
         with runtime.pool.connection() as conn:
             principal = authenticate(conn, token, admin_token=admin_token)
+            request_context.note_caller(principal)
             require(principal, scope)
             answer = work(conn, principal) if prepare is None else work(conn, principal, prepared)
+            answer = answer if isinstance(answer, Answer) else Answer(answer)
+            audit.write_in(conn, answer.status_code, getattr(request.scope.get("route"), "path", None))
         runtime.keys.put(token, principal)
-        return answer if isinstance(answer, Answer) else Answer(answer)
+        return answer
 
     answer = await run_in_threadpool(run)
     return Response(answer.model.model_dump_json().encode(), status_code=answer.status_code,

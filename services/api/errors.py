@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from memcube import errors
+from memcube.request_context import request_id_var
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +30,15 @@ STATUS = {
 }
 HTTP_CODES = {400: "malformed", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
               409: "conflict", 412: "stale_version", 413: "too_large", 415: "unsupported_media_type",
-              422: "invalid_input", 503: "unavailable"}
+              422: "invalid_input", 429: "rate_limited", 503: "unavailable"}
 
 
 def error_response(status: int, code: str, message: str, details: Any = None,
                    headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, "details": details}}, status_code=status,
-                        headers=headers)
+    # The request id lets a caller's report be matched to the server's log and the audit trail.
+    body = {"error": {"code": code, "message": message, "details": details,
+                      "request_id": request_id_var.get() or None}}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _status(exc: errors.MemCubeError) -> int:
@@ -89,5 +92,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Process edge: anything unplanned is logged with its traceback and answered in the error shape.
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal", "internal error; the server log has the details")
+        request_id = request.scope.get("memcube.request_id")
+        log.exception("unhandled error on %s %s (request %s)", request.method, request.url.path, request_id)
+        request_id_var.set(request_id or "")
+        return error_response(500, "internal", "internal error; the server log has the details",
+                              headers={"X-Request-ID": request_id} if request_id else None)

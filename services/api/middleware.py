@@ -1,4 +1,4 @@
-"""ASGI middleware: request metrics per route template, and the request body limit."""
+"""ASGI middleware: request ids, request metrics per route template, the request body limit, media types."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from typing import Any, Awaitable, Callable
 
 from fastapi import HTTPException
 from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from memcube import request_context
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -25,6 +27,37 @@ class Metrics:
                                 ["method", "route", "status"], registry=self.registry)
         self.latency = Histogram("memcube_http_request_duration_seconds", "HTTP request latency by route",
                                  ["method", "route"], buckets=BUCKETS, registry=self.registry)
+
+
+class RequestIdMiddleware:
+    """Give every request an id (the caller's `X-Request-ID` when sane, else a new one), answer it in the
+    `X-Request-ID` header of every response, and make it available to errors and the audit trail."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        offered = dict(scope.get("headers", [])).get(b"x-request-id")
+        request_id = request_context.new_request_id(offered.decode("latin-1") if offered else None)
+        request_context.request_id_var.set(request_id)
+        # Also in the scope: Starlette answers an unexpected exception from outside this middleware.
+        scope["memcube.request_id"] = request_id
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+
+def error_body(code: str, message: str, details: Any = None) -> bytes:
+    """The error shape as bytes, for the middleware that answer before the app (with the request id)."""
+    return json.dumps({"error": {"code": code, "message": message, "details": details,
+                                 "request_id": request_context.request_id_var.get() or None}}).encode()
 
 
 class MetricsMiddleware:
@@ -88,8 +121,7 @@ class BodyLimitMiddleware:
         return f"the request body is over {self.max_bytes} bytes (MEMCUBE_MAX_BODY_BYTES)"
 
     async def _reject(self, send: Any) -> None:
-        body = json.dumps({"error": {"code": "too_large", "message": self._message(),
-                                     "details": {"limit": self.max_bytes}}}).encode()
+        body = error_body("too_large", self._message(), {"limit": self.max_bytes})
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
@@ -121,10 +153,9 @@ class ContentTypeMiddleware:
             await self.app(scope, receive, send)
             return
         got = f"`{declared}`" if declared else "no Content-Type"
-        body = json.dumps({"error": {"code": "unsupported_media_type",
-                                     "message": f"the request body must be {wanted[0]}: send `Content-Type: "
-                                                f"{wanted[0]}` (this request has {got})",
-                                     "details": {"expected": list(wanted), "got": declared or None}}}).encode()
+        body = error_body("unsupported_media_type",
+                          f"the request body must be {wanted[0]}: send `Content-Type: {wanted[0]}` (this request "
+                          f"has {got})", {"expected": list(wanted), "got": declared or None})
         await send({"type": "http.response.start", "status": 415,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})

@@ -18,7 +18,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
-from memcube import dashboard_session
+from memcube import audit, dashboard_session, request_context
 from memcube.errors import MemCubeError
 from memcube.models import DashboardSession
 from memcube.runtime import Runtime
@@ -98,7 +98,12 @@ def get_viewer(request: Request) -> Iterator[Viewer]:
                                                  key=key)
         if session is None:
             raise SignInRequired()
+        request_context.note_caller(session.principal.model_copy(update={"key_name": session.key_name}),
+                                    session.actor)
         yield Viewer(conn=conn, session=session, runtime=runtime)
+        # A dashboard change commits with its audit row (memcube/audit.py); pages that only show write none.
+        route = request.scope.get("route")
+        audit.write_in(conn, 303 if request.method == "POST" else 200, getattr(route, "path", None))
 
 
 View = Annotated[Viewer, Depends(get_viewer, scope="function")]

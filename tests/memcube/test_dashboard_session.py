@@ -90,11 +90,11 @@ def test_csrf_tokens_are_per_session(conn, settings, key):
 
 
 def test_the_signing_key_is_configured_derived_or_kept_under_the_home(tmp_path):
-    configured = Settings(dashboard_secret="s" * 32, admin_token="t", home=tmp_path)
+    configured = Settings(dashboard_secret="s" * 32, admin_token="t" * 16, home=tmp_path)
     assert dashboard_session.signing_key(configured) == b"s" * 32
-    derived = dashboard_session.signing_key(Settings(admin_token="t1", home=tmp_path))
-    assert derived != dashboard_session.signing_key(Settings(admin_token="t2", home=tmp_path))
-    assert derived == dashboard_session.signing_key(Settings(admin_token="t1", home=tmp_path / "elsewhere"))
+    derived = dashboard_session.signing_key(Settings(admin_token="t1" * 8, home=tmp_path))
+    assert derived != dashboard_session.signing_key(Settings(admin_token="t2" * 8, home=tmp_path))
+    assert derived == dashboard_session.signing_key(Settings(admin_token="t1" * 8, home=tmp_path / "elsewhere"))
     assert not (tmp_path / "dashboard_secret").exists()
 
     home = tmp_path / "home"

@@ -62,7 +62,10 @@ def test_keys_are_stored_hashed_and_shown_once(server, admin, runtime):
     with runtime.pool.connection() as conn:
         row = conn.execute("SELECT token_hash::text AS h, token_prefix FROM api_keys WHERE id = %s",
                            (created["id"],)).fetchone()
-    assert created["token"] not in row["h"] and row["token_prefix"] == created["token"][:10]
+    label, _, secret = created["token"].removeprefix("mc_").partition("_")
+    assert len(label) == 8 and len(secret) >= 43
+    # Stored: the token's hash and its public label, not one character of the secret after it.
+    assert created["token"] not in row["h"] and row["token_prefix"] == "mc_" + label
 
 
 def test_tenant_admin_manages_only_its_own_tenant(server, admin):

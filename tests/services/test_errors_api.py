@@ -8,7 +8,7 @@ import pytest
 def error(response, status):
     assert response.status_code == status, response.text
     body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details", "request_id"}
     assert isinstance(body["error"]["message"], str) and body["error"]["message"]
     return body["error"]
 

@@ -38,7 +38,7 @@ def client(server, admin):
 def check(response):
     assert response.status_code < 500, response.text
     if response.status_code >= 400:
-        assert set(response.json()["error"]) == {"code", "message", "details"}
+        assert set(response.json()["error"]) == {"code", "message", "details", "request_id"}
 
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,

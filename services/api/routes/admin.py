@@ -1,4 +1,4 @@
-"""Admin routes: API keys."""
+"""Admin routes: API keys and the audit trail."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from memcube import auth
-from memcube.models import ApiKey, ApiKeyCreate, ApiKeyCreated
+from memcube import audit, auth
+from memcube.models import ApiKey, ApiKeyCreate, ApiKeyCreated, AuditEntry, AuditFilter, Page
 from services.api.deps import Admin, Conn
+from services.api.params import Cursor, Limit
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -32,3 +33,10 @@ def list_keys(conn: Conn, who: Admin, tenant: Annotated[str | None, Query(max_le
 @router.delete("/keys/{key_id}", response_model=ApiKey)
 def revoke_key(key_id: UUID, conn: Conn, who: Admin) -> Any:
     return auth.revoke_key(conn, who, key_id)
+
+
+@router.get("/audit", response_model=Page[AuditEntry])
+def list_audit(conn: Conn, who: Admin, filters: Annotated[AuditFilter, Query()], limit: Limit = 50,
+               cursor: Cursor = None) -> Any:
+    items, next_cursor = audit.list_entries(conn, who, filters=filters.model_dump(), limit=limit, cursor=cursor)
+    return {"items": items, "next_cursor": next_cursor}
