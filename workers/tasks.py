@@ -58,9 +58,10 @@ def _backoff(retries: int) -> float:
     return min(60.0, 2.0 ** retries)
 
 
-def _run_job(task: Any, run: Any, job_id: str) -> dict[str, Any]:
-    """Run a job with `run` (run_consolidation or run_distillation); retry while another worker holds it, and
-    on transient errors."""
+def _run_job(task: Any, run: Any, job_id: str, *, transient: int = 0, busy: int = 0) -> dict[str, Any]:
+    """Run a job with `run` (run_consolidation or run_distillation); retry while another worker holds it (up to
+    MAX_BUSY_RETRIES times), and on transient errors (up to MAX_RETRIES times, counted apart: a job that waited
+    long for a busy lease still gets every retry of a database blip)."""
     runtime, llm = _runtime()
     try:
         return run(runtime.pool, job_id=UUID(job_id), embedder=runtime.embedder, settings=runtime.settings, llm=llm,
@@ -69,25 +70,31 @@ def _run_job(task: Any, run: Any, job_id: str) -> dict[str, Any]:
         log.warning("job %s does not exist; nothing to do", job_id)
         return {"job_id": job_id, "state": "missing"}
     except JobBusy as exc:
-        raise task.retry(exc=exc, countdown=exc.retry_in) from exc
-    except TRANSIENT as exc:
-        if task.request.retries >= MAX_RETRIES:
-            # The job stays unfinished with its lease released; the scan publishes it again later.
-            log.error("job %s: giving up for now after %d retries: %s", job_id, task.request.retries, exc)
+        if busy >= MAX_BUSY_RETRIES:
+            log.error("job %s: still leased elsewhere after %d looks; the scan publishes it again later", job_id, busy)
             raise
-        raise task.retry(exc=exc, countdown=_backoff(task.request.retries)) from exc
+        raise task.retry(exc=exc, countdown=exc.retry_in,
+                         kwargs={"job_id": job_id, "transient": transient, "busy": busy + 1}) from exc
+    except TRANSIENT as exc:
+        if transient >= MAX_RETRIES:
+            # The job stays unfinished with its lease released; the scan publishes it again later.
+            log.error("job %s: giving up for now after %d retries: %s", job_id, transient, exc)
+            raise
+        raise task.retry(exc=exc, countdown=_backoff(transient),
+                         kwargs={"job_id": job_id, "transient": transient + 1, "busy": busy}) from exc
 
 
-@shared_task(name="memcube.consolidate", bind=True, acks_late=True, max_retries=MAX_BUSY_RETRIES)
-def consolidate(self: Any, job_id: str) -> dict[str, Any]:
+# max_retries=None: _run_job counts busy looks and transient retries itself, each against its own bound.
+@shared_task(name="memcube.consolidate", bind=True, acks_late=True, max_retries=None)
+def consolidate(self: Any, job_id: str, transient: int = 0, busy: int = 0) -> dict[str, Any]:
     """Run a consolidation job (see memcube.consolidation.run); a finished job is left as it is."""
-    return _run_job(self, run_consolidation, job_id)
+    return _run_job(self, run_consolidation, job_id, transient=transient, busy=busy)
 
 
-@shared_task(name="memcube.distill", bind=True, acks_late=True, max_retries=MAX_BUSY_RETRIES)
-def distill(self: Any, job_id: str) -> dict[str, Any]:
+@shared_task(name="memcube.distill", bind=True, acks_late=True, max_retries=None)
+def distill(self: Any, job_id: str, transient: int = 0, busy: int = 0) -> dict[str, Any]:
     """Run a distillation job (see memcube.lessons.distill); a finished job is left as it is."""
-    return _run_job(self, run_distillation, job_id)
+    return _run_job(self, run_distillation, job_id, transient=transient, busy=busy)
 
 
 @shared_task(name="memcube.scan", bind=True, acks_late=True, max_retries=MAX_RETRIES)

@@ -75,6 +75,9 @@ SQL_ERASE_CURRENT = (
     "embedding = NULL, status = 'forgotten', version = version + 1, provenance = %s, updated_at = now() "
     "WHERE id = %s RETURNING " + CUBE_COLUMNS
 )
+# Access counts lock their rows in id order first, as lock_cubes does, so a flush and a multi-cube change
+# (or two API processes flushing) never wait on each other in a cycle.
+SQL_LOCK_ACCESSED = "SELECT id FROM memcubes WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE"
 SQL_RECORD_ACCESS = (
     "UPDATE memcubes AS m SET access_count = m.access_count + a.n, last_accessed_at = a.at "
     "FROM unnest(%s::uuid[], %s::bigint[], %s::timestamptz[]) AS a(id, n, at) WHERE m.id = a.id"
@@ -268,7 +271,8 @@ def record_access(conn: psycopg.Connection, counts: dict[UUID, tuple[int, dateti
     """Add access counts and last-access times to cubes; return how many rows changed."""
     if not counts:
         return 0
-    ids = list(counts)
+    ids = sorted(counts)
+    conn.execute(SQL_LOCK_ACCESSED, (ids,))
     cur = conn.execute(SQL_RECORD_ACCESS, (ids, [counts[i][0] for i in ids], [counts[i][1] for i in ids]))
     return cur.rowcount
 
