@@ -1,4 +1,4 @@
-"""The one place where errors become HTTP answers of the shape {"error": {"code", "message", "details"}}."""
+"""The one place where errors become HTTP answers of the shape {"error": {"code", "message", "details", "request_id"}}."""
 
 from __future__ import annotations
 

@@ -121,6 +121,7 @@ def test_errors_carry_the_service_code_message_and_details(mc, server, agent_id)
     with pytest.raises(memcube_client.NotFound) as missing:
         mc.memories.get(uuid.uuid4())
     assert missing.value.code == "not_found" and "not found" in missing.value.message
+    assert missing.value.request_id and missing.value.request_id == missing.value.response.headers["x-request-id"]
     with pytest.raises(memcube_client.InvalidInput) as invalid:
         mc.search(agent_id, "x", k=100_000)
     assert invalid.value.status == 422 and "k" in invalid.value.message
@@ -290,3 +291,13 @@ def test_models_have_the_fields_the_service_sends(name):
     schemas = create_app(Settings()).openapi()["components"]["schemas"]
     schema = schemas.get(name) or schemas[f"{name}-Output"]
     assert set(getattr(models, name).model_fields) == set(schema["properties"]), name
+
+
+def test_the_audit_trail_pages_through_the_sdk(server):
+    with MemCube(server, api_key=ADMIN_TOKEN) as admin:
+        key = admin.keys.create(f"t-{uuid.uuid4().hex[:10]}", ["read", "write"], name="audited")
+        with MemCube(server, api_key=key.token) as tenant:
+            made = [tenant.memories.create("agent", f"audited {n}") for n in range(3)]
+        entries = list(admin.audit.iter(tenant=key.tenant, limit=2))
+        assert [e.cubes[0].id for e in entries] == [m.id for m in reversed(made)]
+        assert {e.key_name for e in entries} == {"audited"} and {e.outcome for e in entries} == {"ok"}

@@ -43,7 +43,7 @@ def distill(api, agent_id, runtime, **body):
 def error(response, status, code):
     assert response.status_code == status, response.text
     body = response.json()["error"]
-    assert body["code"] == code and set(body) == {"code", "message", "details"}
+    assert body["code"] == code and set(body) == {"code", "message", "details", "request_id"}
     return body
 
 

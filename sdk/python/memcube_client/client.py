@@ -16,7 +16,7 @@ from memcube_client._endpoint import Async, Sync
 from memcube_client._transport import AsyncTransport, RetryPolicy, SyncTransport
 from memcube_client.errors import APITimeoutError
 from memcube_client.models import ImportResult, Job
-from memcube_client.resources import (Agents, Core, Jobs, Keys, Lessons, Memories, Memory, Sessions, Trajectories,
+from memcube_client.resources import (Agents, Audit, Core, Jobs, Keys, Lessons, Memories, Memory, Sessions, Trajectories,
                                       split_export)
 
 __version__ = "0.1.0"
@@ -76,6 +76,7 @@ class MemCube:
         self.lessons: Lessons[Sync] = Lessons(transport)
         self.jobs: Jobs[Sync] = Jobs(transport)
         self.keys: Keys[Sync] = Keys(transport)
+        self.audit: Audit[Sync] = Audit(transport)
         memory: Memory[Sync] = Memory(transport)
         self.search, self.context, self.health, self.ready = memory.search, memory.context, memory.health, memory.ready
         self._memory = memory
@@ -137,6 +138,7 @@ class AsyncMemCube:
         self.lessons: Lessons[Async] = Lessons(transport)
         self.jobs: Jobs[Async] = Jobs(transport)
         self.keys: Keys[Async] = Keys(transport)
+        self.audit: Audit[Async] = Audit(transport)
         memory: Memory[Async] = Memory(transport)
         self.search, self.context, self.health, self.ready = memory.search, memory.context, memory.health, memory.ready
         self._memory = memory

@@ -1,4 +1,4 @@
-"""One exception per kind of failure, each carrying the service's `code`, `message` and `details`."""
+"""One exception per kind of failure, each carrying the service's `code`, `message`, `details` and `request_id`."""
 
 from __future__ import annotations
 
@@ -13,13 +13,15 @@ class MemCubeError(Exception):
     status: int | None = None
 
     def __init__(self, message: str, *, code: str = "error", details: Any = None, status: int | None = None,
-                 response: httpx.Response | None = None) -> None:
+                 response: httpx.Response | None = None, request_id: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
         self.details = details
         self.status = status if status is not None else self.status
         self.response = response
+        # The service's id of the request (its X-Request-ID): quote it when reporting a problem.
+        self.request_id = request_id
 
     def __str__(self) -> str:
         return f"{self.status} {self.code}: {self.message}" if self.status else self.message
@@ -94,7 +96,8 @@ BY_STATUS: dict[int, type[APIStatusError]] = {
 
 
 def error_from_response(response: httpx.Response) -> APIStatusError:
-    """Return the exception for an error answer, from its `{"error": {"code", "message", "details"}}` body."""
+    """Return the exception for an error answer, from its `{"error": {"code", "message", "details", "request_id"}}`
+    body."""
     try:
         body = response.json()
     except ValueError:
@@ -105,4 +108,6 @@ def error_from_response(response: httpx.Response) -> APIStatusError:
     else:
         code, message, details = "error", response.text[:500] or response.reason_phrase, None
     cls = BY_STATUS.get(response.status_code) or (ServerError if response.status_code >= 500 else APIStatusError)
-    return cls(message, code=code, details=details, status=response.status_code, response=response)
+    request_id = (error.get("request_id") if isinstance(error, dict) else None) or response.headers.get("x-request-id")
+    return cls(message, code=code, details=details, status=response.status_code, response=response,
+               request_id=request_id)

@@ -312,6 +312,29 @@ class AgentSummary(Model):
     last_activity_at: datetime
 
 
+class AuditVersion(Model):
+    id: UUID
+    version: int
+
+
+class AuditEntry(Model):
+    """One change request in the audit trail: who, what (the versions it wrote), when, and its outcome."""
+
+    id: int
+    at: datetime
+    tenant: str | None = None
+    key_id: UUID | None = None
+    key_name: str | None = None
+    actor: str | None = None
+    request_id: str
+    method: str
+    route: str
+    path: str
+    status: int
+    outcome: str
+    cubes: list[AuditVersion] = Field(default_factory=list)
+
+
 class Job(Model):
     id: UUID
     kind: str

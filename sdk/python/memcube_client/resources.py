@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from memcube_client._endpoint import M, Resource, body, endpoint, pages, parse_model
 from memcube_client._transport import Call
-from memcube_client.models import (AgentSummary, ApiKey, ApiKeyCreated, Appended, Artifact, Context,
+from memcube_client.models import (AgentSummary, ApiKey, ApiKeyCreated, AuditEntry, Appended, Artifact, Context,
                                    CoreBlockWritten, CoreMemory, Fused, Hit, ImportResult, Job, JobAccepted, Kind,
                                    LessonView, Link, MemCube, MemoryInput, MessageInput, Outcome, Page, Scratchpad,
                                    SearchResult, SessionSummary, Status, StepInput, Tier, TrajectoryRecorded,
@@ -308,6 +308,22 @@ class Keys(Resource[M]):
     def revoke(self, key_id: UUID | str) -> Call[ApiKey]:
         """Revoke a key: its token stops working at once."""
         return Call("DELETE", f"/v1/admin/keys/{key_id}", parse_model(ApiKey))
+
+
+class Audit(Resource[M]):
+    """The audit trail (`/v1/admin/audit`); needs a key with the `admin` scope, or the admin token."""
+
+    @endpoint("GET", "/v1/admin/audit")
+    def list(self, *, cube_id: UUID | str | None = None, key_id: UUID | str | None = None, route: str | None = None,
+             outcome: str | None = None, request_id: str | None = None, tenant: str | None = None,
+             since: datetime | None = None, until: datetime | None = None, limit: int | None = None,
+             cursor: str | None = None) -> Call[Page[AuditEntry]]:
+        """One page of change requests, newest first."""
+        return Call("GET", "/v1/admin/audit", parse_model(Page[AuditEntry]), params=_json(
+            cube_id=cube_id, key_id=key_id, route=route, outcome=outcome, request_id=request_id, tenant=tenant,
+            since=since, until=until, limit=limit, cursor=cursor))
+
+    iter = pages(list)
 
 
 class Memory(Resource[M]):
