@@ -101,9 +101,12 @@ def get_viewer(request: Request) -> Iterator[Viewer]:
         request_context.note_caller(session.principal.model_copy(update={"key_name": session.key_name}),
                                     session.actor)
         yield Viewer(conn=conn, session=session, runtime=runtime)
-        # A dashboard change commits with its audit row (memcube/audit.py); pages that only show write none.
-        route = request.scope.get("route")
-        audit.write_in(conn, 303 if request.method == "POST" else 200, getattr(route, "path", None))
+        # A dashboard change that wrote versions commits with its audit row (memcube/audit.py), and answers with a
+        # redirect to the page that shows it. Any other POST (a refusal shown as a page, a key change) is audited
+        # by the middleware with the status it really got.
+        entry = request_context.current()
+        if entry is not None and entry.versions:
+            audit.write_in(conn, 303, getattr(request.scope.get("route"), "path", None))
 
 
 View = Annotated[Viewer, Depends(get_viewer, scope="function")]

@@ -222,6 +222,13 @@ def test_changes_from_the_dashboard_are_versions_whose_actor_is_the_dashboard_us
     assert history[1]["content"] == "The meeting is on Tuesday.\nBring the slides."
     assert history[1]["tags"] == ["work", "urgent"] and abs(history[1]["importance"] - 0.9) < 1e-6
     assert history[1]["provenance"]["reason"] == "moved" and history[3]["provenance"]["reason"] == "via quarantine"
+    # Each dashboard change is in the audit trail under the signed-in user, with the version it wrote.
+    trail = tenant_admin.get("/v1/admin/audit", params={"cube_id": cube["id"]}).json()["items"]
+    assert [[v["version"] for v in e["cubes"]] for e in trail] == [[7], [6], [5], [4], [3], [2], [1]]
+    assert {e["actor"] for e in trail[:-1]} == {actor} and trail[-1]["actor"] == "key:" + key_id
+    assert trail[0]["route"] == "/dashboard/memories/{cube_id}/action" and trail[0]["outcome"] == "ok"
+    refusals = tenant_admin.get("/v1/admin/audit", params={"outcome": "refused"}).json()["items"]
+    assert [(e["status"], e["actor"]) for e in refusals] == [(412, actor)]
     page = dashboard.get(base)
     assert page.status_code == 200 and "forgotten" in page.text and actor in page.text
     refused = dashboard.post(f"{base}/edit/review", data={"csrf": dashboard.csrf(), "version": "7", "content": "x"})
