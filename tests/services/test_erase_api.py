@@ -33,7 +33,7 @@ def consolidate(api, runtime, settings, agent_id):
                       settings=settings, llm=None)
 
 
-def test_an_erased_message_is_found_nowhere(api, agent_id, runtime, settings, redis_client):
+def test_an_erased_message_is_found_nowhere(api, server, admin, agent_id, runtime, settings, redis_client):
     word = f"zq{uuid.uuid4().hex[:10]}"  # a word no other test writes (a place, capitalised below)
     messages = [
         {"role": "user", "content": f"I live in {word.capitalize()}, near the old harbour."},
@@ -57,6 +57,9 @@ def test_an_erased_message_is_found_nowhere(api, agent_id, runtime, settings, re
     assert word in fused_again["content"].lower()
     key = working.window_key(api.tenant, agent_id, "chat")
     assert any(word in m.lower() for m in redis_client.zrange(key, 0, -1))
+    tenant_admin = admin.post("/v1/admin/keys", json={"tenant": api.tenant, "scopes": ["read", "admin"],
+                                                       "name": "dpo"}).json()
+    dpo = Api(server, tenant_admin["token"], api.tenant)
     before = tables_holding(runtime, word)
     assert before["memcubes"] >= 5 and before["memcube_versions"] >= 5
 
@@ -83,7 +86,7 @@ def test_an_erased_message_is_found_nowhere(api, agent_id, runtime, settings, re
     assert api.get(f"/v1/memories/{note.json()['id']}").json()["content"] == "Ana has a boat."
     # Nor served anywhere: search of any status, the working window, context assembly.
     for query in (word, f"where does Ana live? {word} harbour"):
-        found = api.post("/v1/search", json={"agent_id": agent_id, "user_id": "ana", "query": query, "k": 50,
+        found = dpo.post("/v1/search", json={"agent_id": agent_id, "user_id": "ana", "query": query, "k": 50,
                                              "statuses": ["active", "superseded", "forgotten", "quarantined"]})
         assert found.status_code == 200 and word not in found.text.lower()
         context = api.post("/v1/context", json={"agent_id": agent_id, "session_id": "chat", "query": query,
@@ -95,6 +98,7 @@ def test_an_erased_message_is_found_nowhere(api, agent_id, runtime, settings, re
     again = api.delete(f"/v1/memories/{said[0]}", params={"erase": "true"}).json()
     assert again["version"] == body["version"] and set(again["erased"]) == set(body["erased"])
     redis_client.delete(key)
+    dpo.http.close()
 
 
 def test_a_forgotten_memory_is_withheld_unless_an_admin_asks(api, admin, agent_id, server):
@@ -126,4 +130,8 @@ def test_a_forgotten_memory_is_withheld_unless_an_admin_asks(api, admin, agent_i
                                                "the door code is 4712"]
     listed = dpo.get("/v1/memories", params={"agent_id": agent_id, "status": "forgotten", **asked}).json()
     assert [i["content"] for i in listed["items"]] == ["the door code is 4712"]
+    # Search serves forgotten memories to an admin only, too.
+    query = {"agent_id": agent_id, "query": "door code", "k": 5, "statuses": ["forgotten"]}
+    assert api.post("/v1/search", json=query).status_code == 403
+    assert [h["content"] for h in dpo.post("/v1/search", json=query).json()["hits"]] == ["the door code is 4712"]
     dpo.http.close()
