@@ -34,7 +34,8 @@ SQL_NAMED_CHILDREN = (
 )
 _SCRUBBED_PROVENANCE = (
     "(SELECT coalesce(jsonb_object_agg(e.key, CASE WHEN e.key = 'derived_from' AND jsonb_typeof(e.value) = 'array' "
-    "   THEN (SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object('id', r->'id', 'version', r->'version'))), '[]'::jsonb) "
+    "   THEN (SELECT coalesce(jsonb_agg("
+    "           jsonb_strip_nulls(jsonb_build_object('id', r->'id', 'version', r->'version'))), '[]'::jsonb) "
     "         FROM jsonb_array_elements(e.value) AS r WHERE jsonb_typeof(r) = 'object') "
     "   ELSE e.value END), '{}'::jsonb) "
     " FROM jsonb_each({p}) AS e "
@@ -51,7 +52,8 @@ SQL_TOMBSTONE = (
     "status = 'forgotten', version = version + 1, updated_at = now(), "
     "provenance = CASE WHEN id = %(root)s THEN %(root_provenance)s ELSE %(provenance)s END "
     "WHERE tenant = %(tenant)s AND id = ANY(%(ids)s) "
-    "AND NOT (status = 'forgotten' AND content = '' AND data IS NULL AND embedding IS NULL) RETURNING id"
+    "AND NOT (status = 'forgotten' AND content = '' AND data IS NULL AND tags = '{}' AND metadata = '{}' "
+    "         AND artifact IS NULL AND embedding IS NULL) RETURNING id"
 )
 SQL_SCRUB_CURRENT = (
     "UPDATE memcubes SET provenance = " + _SCRUBBED_PROVENANCE.replace("{p}", "provenance") + " "

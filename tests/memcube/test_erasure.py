@@ -1,5 +1,5 @@
 """Erasure through memcube functions, each test in a rolled-back transaction: the lineage it follows, the
-provenance it scrubs, the windows it empties after commit (the whole path over HTTP: tests/services/test_erase_api.py)."""
+provenance it scrubs, the windows it empties after commit (over HTTP: tests/services/test_erase_api.py)."""
 
 import pytest
 
