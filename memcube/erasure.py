@@ -71,10 +71,12 @@ def erase_cube(conn: psycopg.Connection, *, tenant: str, actor: str, cube_id: UU
                       root_provenance={**record, "reason": reason or "erased"},
                       provenance={**record, "reason": f"erased with {cube_id}, derived from it"})
     # Its words leave its own search document and the look-back of the turns after each erased message.
-    followers = set(search_text.follower_ids(conn, tenant=tenant, cube_ids=ids)) - set(ids)
+    followers = sorted(set(search_text.follower_ids(conn, tenant=tenant, cube_ids=ids)) - set(ids))
+    before = store.documents(conn, tenant=tenant, cube_ids=followers)
     search_text.refresh_search_text(conn, tenant=tenant, cube_ids=ids)
+    after = store.documents(conn, tenant=tenant, cube_ids=followers)
     return Erasure(cube=cube_store.get_cube(conn, tenant=tenant, cube_id=cube_id), erased=ids,
-                   search_documents_refreshed=len(followers),
+                   search_documents_refreshed=sum(before[i] != after.get(i) for i in before),
                    turns=store.session_turns(conn, tenant=tenant, cube_ids=ids))
 
 

@@ -70,6 +70,8 @@ SQL_TURNS = (
     "WHERE sm.tenant = %(tenant)s AND sm.cube_id = ANY(%(ids)s) ORDER BY s.agent_id, sm.session_id, sm.turn"
 )
 
+SQL_DOCUMENTS = "SELECT id, search_tsv::text AS doc FROM memcubes WHERE tenant = %(tenant)s AND id = ANY(%(ids)s)"
+
 
 def derived_children(conn: psycopg.Connection, *, tenant: str, cube_ids: Sequence[UUID],
                      agent_ids: Sequence[str]) -> set[UUID]:
@@ -100,3 +102,9 @@ def erase_cubes(conn: psycopg.Connection, *, tenant: str, root: UUID, cube_ids: 
 def session_turns(conn: psycopg.Connection, *, tenant: str, cube_ids: Sequence[UUID]) -> list[dict[str, Any]]:
     """Return (agent_id, session_id, turn) of the session messages the cubes hold."""
     return conn.execute(SQL_TURNS, {"tenant": tenant, "ids": list(cube_ids)}).fetchall()
+
+
+def documents(conn: psycopg.Connection, *, tenant: str, cube_ids: Sequence[UUID]) -> dict[UUID, str]:
+    """Return the search documents of cubes, as text."""
+    rows = conn.execute(SQL_DOCUMENTS, {"tenant": tenant, "ids": list(cube_ids)}).fetchall()
+    return {row["id"]: row["doc"] for row in rows}

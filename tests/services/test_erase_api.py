@@ -50,11 +50,18 @@ def test_an_erased_message_is_found_nowhere(api, server, admin, agent_id, runtim
     facts = {d["content"]: d for d in derived if d["kind"] == "semantic"}
     assert any(word in c.lower() for c in facts) and any("Globex" in c for c in facts), facts
     assert any(d["kind"] == "summary" and word in d["content"].lower() for d in derived)
-    # Fused twice: the message's text is in the fused cube, and in a cube fused from that one.
+    # Fused twice: the fact's text is in the fused cube, and in a cube fused from that one.
+    fact = next(d for c, d in facts.items() if word in c.lower())
     note = api.post("/v1/memories", json={"agent_id": agent_id, "user_id": "ana", "content": "Ana has a boat."})
-    fused = api.post("/v1/memories/fuse", json={"ids": [said[0], said[1]]}).json()["memory"]
-    fused_again = api.post("/v1/memories/fuse", json={"ids": [fused["id"], note.json()["id"]]}).json()["memory"]
+    other = api.post("/v1/memories", json={"agent_id": agent_id, "user_id": "ana", "content": "Ana rows daily."})
+    fused = api.post("/v1/memories/fuse", json={"ids": [fact["id"], note.json()["id"]]}).json()["memory"]
+    fused_again = api.post("/v1/memories/fuse", json={"ids": [fused["id"], other.json()["id"]]}).json()["memory"]
     assert word in fused_again["content"].lower()
+    # The two turns after the message hold its words in their search documents (look-back).
+    with runtime.pool.connection() as conn:
+        holding = conn.execute("SELECT id::text FROM memcubes WHERE tenant = %s AND search_tsv::text LIKE %s",
+                               (api.tenant, f"%{word}%")).fetchall()
+    assert {said[0], said[1], said[2]} <= {r["id"] for r in holding}
     key = working.window_key(api.tenant, agent_id, "chat")
     assert any(word in m.lower() for m in redis_client.zrange(key, 0, -1))
     tenant_admin = admin.post("/v1/admin/keys", json={"tenant": api.tenant, "scopes": ["read", "admin"],
@@ -71,7 +78,7 @@ def test_an_erased_message_is_found_nowhere(api, server, admin, agent_id, runtim
     assert body["provenance"]["reason"] == "right to be forgotten"
     must_go = {said[0], fused["id"], fused_again["id"]} | {d["id"] for d in derived if word in d["content"].lower()}
     assert must_go <= set(body["erased"]) and body["erased"][0] == said[0]
-    assert body["windows_scrubbed"] == 1 and body["search_documents_refreshed"] >= 1
+    assert body["windows_scrubbed"] == 1 and body["search_documents_refreshed"] == 2
     # Redis first: checked before any read could rebuild the window.
     window = redis_client.zrange(key, 0, -1)
     assert window and not any(word in m.lower() for m in window)
@@ -83,7 +90,7 @@ def test_an_erased_message_is_found_nowhere(api, server, admin, agent_id, runtim
     globex = next(d for c, d in facts.items() if "Globex" in c)
     assert globex["id"] not in body["erased"] and said[2] not in body["erased"]
     assert api.get(f"/v1/memories/{globex['id']}").json()["status"] == "active"
-    assert api.get(f"/v1/memories/{note.json()['id']}").json()["content"] == "Ana has a boat."
+    assert api.get(f"/v1/memories/{note.json()['id']}").json()["content"] == "Ana has a boat."  # superseded
     # Nor served anywhere: search of any status, the working window, context assembly.
     for query in (word, f"where does Ana live? {word} harbour"):
         found = dpo.post("/v1/search", json={"agent_id": agent_id, "user_id": "ana", "query": query, "k": 50,
