@@ -9,8 +9,8 @@ from uuid import UUID
 
 import psycopg
 
-from memcube.config import Settings
 from memcube import erasure
+from memcube.config import Settings
 from memcube.consolidation.trigger import note_episodes
 from memcube.embedder import Embedder, check_vector
 from memcube.errors import Conflict, InvalidInput, StaleVersion, TooLarge

@@ -8,8 +8,8 @@ from uuid import UUID
 
 import psycopg
 from fastapi import APIRouter, Header, Query, Request, Response
-from starlette.concurrency import run_in_threadpool
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from memcube import cube, erasure
 from memcube.errors import Forbidden, InvalidInput
