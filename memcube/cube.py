@@ -9,11 +9,13 @@ from uuid import UUID
 
 import psycopg
 
+from memcube import erasure
 from memcube.config import Settings
 from memcube.consolidation.trigger import note_episodes
 from memcube.embedder import Embedder, check_vector
 from memcube.errors import Conflict, InvalidInput, StaleVersion, TooLarge
 from memcube.models import CubeFilter, FuseRequest, LinkCreate, MemCubeCreate, MemCubePatch
+from memcube.store import core as core_store
 from memcube.store import cubes as store
 from memcube.store import links as link_store
 from memcube.store.cursor import check_limit
@@ -35,6 +37,19 @@ def embedding_text(item: MemCubeCreate | dict[str, Any]) -> str:
         return content
     ref = artifact if isinstance(artifact, dict) else artifact.model_dump()
     return f"{ref['format']} {ref['uri']}"
+
+
+# What a forgotten cube withholds wherever it is served (GET, history, list, the answer of DELETE): forgetting is
+# a soft delete. Its status, lineage and record times stay visible; an admin may ask for the rest.
+WITHHELD: dict[str, Any] = {"content": "", "data": None, "tags": [], "metadata": {}, "artifact": None}
+
+
+def withhold(row: dict[str, Any], forgotten: bool | None = None) -> dict[str, Any]:
+    """Return a cube or version as served: with its content, payload, tags, metadata and artifact withheld when
+    the cube is forgotten (`forgotten`; by default, the row's own status)."""
+    if forgotten is None:
+        forgotten = row["status"] == "forgotten"
+    return {**row, **WITHHELD} if forgotten else row
 
 
 def check_content(content: str, settings: Settings, *, where: str = "content") -> None:
@@ -109,15 +124,18 @@ def create_cubes(conn: psycopg.Connection, *, tenant: str, actor: str, items: Se
 
 
 def read_cube(conn: psycopg.Connection, *, tenant: str, cube_id: UUID, version: int | None = None,
-              as_of: datetime | None = None) -> dict[str, Any]:
-    """Return the current cube, one version of it, or the version current at `as_of`; raises NotFound."""
+              as_of: datetime | None = None, include_forgotten: bool = False) -> dict[str, Any]:
+    """Return the current cube, one version of it, or the version current at `as_of`, withheld when the cube is
+    forgotten (every version of it) unless `include_forgotten`; raises NotFound."""
     if version is not None and as_of is not None:
         raise InvalidInput("give `version` or `as_of`, not both")
+    current = store.get_cube(conn, tenant=tenant, cube_id=cube_id)
+    row = current
     if version is not None:
-        return store.get_version(conn, tenant=tenant, cube_id=cube_id, version=version)
-    if as_of is not None:
-        return store.get_version_as_of(conn, tenant=tenant, cube_id=cube_id, as_of=as_of)
-    return store.get_cube(conn, tenant=tenant, cube_id=cube_id)
+        row = store.get_version(conn, tenant=tenant, cube_id=cube_id, version=version)
+    elif as_of is not None:
+        row = store.get_version_as_of(conn, tenant=tenant, cube_id=cube_id, as_of=as_of)
+    return row if include_forgotten else withhold(row, current["status"] == "forgotten")
 
 
 def _lock_for_change(conn: psycopg.Connection, tenant: str, cube_id: UUID, if_match: int | None) -> dict[str, Any]:
@@ -140,6 +158,22 @@ def _refuse_block_change(current: dict[str, Any], what: set[str]) -> None:
             details={"label": current["label"], "refused": sorted(what)})
 
 
+def _refuse_second_block(conn: psycopg.Connection, current: dict[str, Any]) -> None:
+    """Raise Conflict when another active block of the scope holds the label of a block being made active again
+    (one active block per label and scope)."""
+    scope = {"tenant": current["tenant"], "agent_id": current["agent_id"], "user_id": current["user_id"]}
+    # The lock PUT of a block takes: no block of the label can become active between this check and commit.
+    core_store.lock(conn, "core-blocks", *scope.values())
+    other = core_store.find_block(conn, **scope, label=current["label"])
+    if other is not None and other["id"] != current["id"]:
+        user = f"?user_id={current['user_id']}" if current["user_id"] else ""
+        raise Conflict(
+            f"memory {current['id']} cannot be active again: the core block {current['label']!r} of agent "
+            f"{current['agent_id']!r} is now memory {other['id']} (one active block per label); change that one "
+            f"through PUT /v1/agents/{current['agent_id']}/core/{current['label']}{user}, or quarantine it first",
+            details={"label": current["label"], "active_id": str(other["id"])})
+
+
 def patch_cube(conn: psycopg.Connection, *, tenant: str, actor: str, cube_id: UUID, patch: MemCubePatch,
                embedder: Embedder, settings: Settings, if_match: int | None = None,
                source: str = "api") -> dict[str, Any]:
@@ -158,6 +192,8 @@ def patch_cube(conn: psycopg.Connection, *, tenant: str, actor: str, cube_id: UU
     if current["status"] == "forgotten":
         raise Conflict(f"memory {cube_id} is forgotten and cannot change")
     _refuse_block_change(current, set(changes) & {"content", "kind", "tier"})
+    if current.get("label") is not None and changes.get("status") == "active" and current["status"] != "active":
+        _refuse_second_block(conn, current)
     merged = {**current, **changes}
     if merged["valid_from"] and merged["valid_to"] and merged["valid_to"] < merged["valid_from"]:
         raise InvalidInput("valid_to must not be before valid_from")
@@ -173,16 +209,16 @@ def patch_cube(conn: psycopg.Connection, *, tenant: str, actor: str, cube_id: UU
 
 def forget_cube(conn: psycopg.Connection, *, tenant: str, actor: str, cube_id: UUID, erase: bool = False,
                 reason: str | None = None, if_match: int | None = None) -> dict[str, Any]:
-    """Write a tombstone version (status forgotten); with `erase`, remove the content from every version.
+    """Write a tombstone version (status forgotten) and return it; with `erase`, erase the cube and every cube
+    derived from it (memcube.erasure; the caller scrubs the Redis windows after commit).
 
     Forgetting a forgotten cube again changes nothing. Raises NotFound or StaleVersion.
     """
-    current = _lock_for_change(conn, tenant, cube_id, if_match)
-    record = provenance("api", actor, reason=reason or ("erased" if erase else "forgotten"))
     if erase:
-        if current["status"] == "forgotten" and not current["content"] and current["data"] is None:
-            return current
-        return store.erase_cube(conn, cube_id=cube_id, provenance=record)
+        return erasure.erase_cube(conn, tenant=tenant, actor=actor, cube_id=cube_id, reason=reason,
+                                  if_match=if_match).cube
+    current = _lock_for_change(conn, tenant, cube_id, if_match)
+    record = provenance("api", actor, reason=reason or "forgotten")
     if current["status"] == "forgotten":
         return current
     return store.update_cube(conn, tenant=tenant, cube_id=cube_id, changes={"status": "forgotten"},
@@ -257,17 +293,24 @@ def list_links(conn: psycopg.Connection, *, tenant: str, cube_id: UUID, limit: i
 
 
 def list_cubes(conn: psycopg.Connection, *, tenant: str, filters: CubeFilter, limit: int,
-               cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
-    """Return one page of the tenant's cubes matching `filters`, newest first, and the next page's cursor (None at
-    the end); raises InvalidInput for a bad limit or cursor."""
+               cursor: str | None, include_forgotten: bool = False) -> tuple[list[dict[str, Any]], str | None]:
+    """Return one page of the tenant's cubes matching `filters`, newest first (forgotten ones withheld unless
+    `include_forgotten`), and the next page's cursor (None at the end); raises InvalidInput for a bad limit or
+    cursor."""
     check_limit(limit)
     values = filters.model_dump()
     if values["status"] == "any":
         values["status"] = None
-    return store.list_cubes(conn, tenant=tenant, filters=values, limit=limit, cursor=cursor)
+    rows, next_cursor = store.list_cubes(conn, tenant=tenant, filters=values, limit=limit, cursor=cursor)
+    return (rows if include_forgotten else [withhold(row) for row in rows]), next_cursor
 
 
-def history(conn: psycopg.Connection, *, tenant: str, cube_id: UUID) -> list[dict[str, Any]]:
-    """Return every version of a cube, oldest first; raises NotFound."""
-    return store.list_versions(conn, tenant=tenant, cube_id=cube_id)
+def history(conn: psycopg.Connection, *, tenant: str, cube_id: UUID,
+            include_forgotten: bool = False) -> list[dict[str, Any]]:
+    """Return every version of a cube, oldest first, withheld when the cube is forgotten unless
+    `include_forgotten`; raises NotFound."""
+    rows = store.list_versions(conn, tenant=tenant, cube_id=cube_id)
+    # The last version is the current state: every change writes one.
+    forgotten = rows[-1]["status"] == "forgotten"
+    return rows if include_forgotten or not forgotten else [withhold(row, True) for row in rows]
 

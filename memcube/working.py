@@ -107,3 +107,11 @@ def read_window(client: redis.Redis, key: str, *, ttl_seconds: int) -> list[Mess
         members, _ = pipe.execute()
     return [Message.model_validate_json(member) for member in members]
 
+
+
+def remove_turns(client: redis.Redis, key: str, turns: Sequence[int]) -> int:
+    """Remove the messages of the given turns from a window; return how many it held. Raises redis.RedisError."""
+    with client.pipeline(transaction=True) as pipe:
+        for turn in turns:
+            pipe.zremrangebyscore(key, turn, turn)
+        return sum(int(n) for n in pipe.execute())

@@ -26,6 +26,7 @@ from memcube.models.cube import (  # noqa: F401
     Finite,
     Strict,
     VersionRef,
+    Erased,
     Provenance,
     Artifact,
     MemCubeCreate,

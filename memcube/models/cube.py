@@ -204,6 +204,15 @@ class MemCube(CubeState):
     updated_at: datetime | None = None
 
 
+class Erased(MemCube):
+    """The answer of an erasure: the erased cube's tombstone, and what else the erasure touched."""
+
+    erased: list[UUID] = Field(description="every cube erased: this one, then those derived from it")
+    windows_scrubbed: int = Field(description="session windows in Redis the erased messages were removed from")
+    search_documents_refreshed: int = Field(
+        description="search documents of other turns rewritten because they held the erased words")
+
+
 class Version(CubeState):
     """One immutable row of a cube's history."""
 

@@ -66,15 +66,6 @@ SQL_GET_AS_OF = (
 SQL_HISTORY = (
     "SELECT " + VERSION_COLUMNS + " FROM memcube_versions WHERE tenant = %s AND cube_id = %s ORDER BY version"
 )
-SQL_ERASE_VERSIONS = (
-    "UPDATE memcube_versions SET content = '', data = NULL, tags = '{}', metadata = '{}', artifact = NULL "
-    "WHERE cube_id = %s"
-)
-SQL_ERASE_CURRENT = (
-    "UPDATE memcubes SET content = '', data = NULL, tags = '{}', metadata = '{}', artifact = NULL, "
-    "embedding = NULL, status = 'forgotten', version = version + 1, provenance = %s, updated_at = now() "
-    "WHERE id = %s RETURNING " + CUBE_COLUMNS
-)
 # Access counts lock their rows in id order first, as lock_cubes does, so a flush and a multi-cube change
 # (or two API processes flushing) never wait on each other in a cycle.
 SQL_LOCK_ACCESSED = "SELECT id FROM memcubes WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE"
@@ -193,16 +184,6 @@ def update_cube(conn: psycopg.Connection, *, tenant: str, cube_id: UUID, changes
     audit.note_versions(conn.execute(SQL_SNAPSHOT, ([cube_id],)).fetchall())
     if (search_text.TEXT_FIELDS | search_text.POSITION_FIELDS) & set(changes):
         search_text.refresh_search_text(conn, tenant=tenant, cube_ids=[cube_id], also=moved)
-    return row
-
-
-def erase_cube(conn: psycopg.Connection, *, cube_id: UUID, provenance: dict[str, Any]) -> dict[str, Any]:
-    """Remove content from every version of a locked cube and write the tombstone version."""
-    conn.execute(SQL_ERASE_VERSIONS, (cube_id,))
-    row = conn.execute(SQL_ERASE_CURRENT, (Jsonb(provenance), cube_id)).fetchone()
-    audit.note_versions(conn.execute(SQL_SNAPSHOT, ([cube_id],)).fetchall())
-    # No word of it stays in its own search document or in the documents of the turns after it.
-    search_text.refresh_search_text(conn, tenant=row["tenant"], cube_ids=[cube_id])
     return row
 
 

@@ -64,6 +64,11 @@ def test_memories_round_trip_with_typed_answers(mc, agent_id):
     assert link.type == "supports" and [x.id for x in mc.memories.links(batch[3].id)] == [link.id]
     forgotten = mc.memories.forget(batch[4].id, erase=True, reason="asked")
     assert forgotten.status == "forgotten" and forgotten.content == ""
+    assert forgotten.model_extra["erased"] == [str(batch[4].id)]
+    mc.memories.forget(batch[5].id)
+    assert mc.memories.get(batch[5].id).content == "" and mc.memories.history(batch[5].id)[0].content == ""
+    with pytest.raises(memcube_client.PermissionDenied):  # only an admin key may see a forgotten memory's content
+        mc.memories.get(batch[5].id, include_forgotten=True)
 
     hits = mc.search(agent_id, "how should we contact this customer?", user_id="u1", k=3, explain=True).hits
     assert hits[0].id == created.id and hits[0].explain is not None

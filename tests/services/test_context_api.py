@@ -102,6 +102,39 @@ def test_random_path_and_query_values_never_cause_a_500(api, session_id, agent_i
         check(response)
 
 
+def _state(runtime, tenant):
+    """Every cube of a tenant as (id, version, status, tier), the version rows, and the jobs: what a write changes."""
+    with runtime.pool.connection() as conn:
+        cubes = conn.execute("SELECT id, version, status, tier FROM memcubes WHERE tenant = %s ORDER BY id",
+                             (tenant,)).fetchall()
+        versions = conn.execute("SELECT count(*) AS n FROM memcube_versions WHERE tenant = %s", (tenant,)).fetchone()
+        jobs = conn.execute("SELECT count(*) AS n FROM jobs WHERE tenant = %s", (tenant,)).fetchone()
+    return cubes, versions["n"], jobs["n"]
+
+
+def test_a_read_key_writes_nothing_even_where_paging_would_promote(server, admin, api, agent_id, runtime, settings,
+                                                                   conn):
+    from memcube import paging
+    from tests.conftest import Api
+
+    fact = setup_agent(api, agent_id)
+    before = _state(runtime, api.tenant)
+    reader = admin.post("/v1/admin/keys", json={"tenant": api.tenant, "scopes": ["read"], "name": "reader"}).json()
+    read_api = Api(server, reader["token"], api.tenant)
+    for _ in range(settings.paging_min_accesses + 3):
+        r = read_api.post("/v1/context", json={"agent_id": agent_id, "session_id": "trip",
+                                               "query": "Ana's favourite city", "budget": 300})
+        assert r.status_code == 200, r.text
+        assert fact["id"] in [i["id"] for i in r.json()["sections"]["recalled"]["items"]]
+    runtime.access.flush()
+    # No version, no status or tier change, no job: the same cubes at the same versions.
+    assert _state(runtime, api.tenant) == before
+    # Yet the fact has earned core: paging (a write, in a transaction rolled back here) would bring it in.
+    moves = paging.apply_paging(conn, tenant=api.tenant, agent_id=agent_id, user_id="ana", settings=settings)
+    assert [(str(m.id), m.tier) for m in moves] == [(fact["id"], "core")]
+    read_api.http.close()
+
+
 def test_a_read_key_assembling_contexts_never_writes_a_version(server, admin, api, agent_id):
     from tests.conftest import Api
 
@@ -112,5 +145,5 @@ def test_a_read_key_assembling_contexts_never_writes_a_version(server, admin, ap
         r = read_api.post("/v1/context", json={"agent_id": agent_id, "user_id": "ana",
                                                "query": "Ana's favourite city", "budget": 300})
         assert r.status_code == 200, r.text
-    assert len(api.get(f"/v1/memories/{fact['id']}/history").json()) == 1
+    assert len(api.get(f"/v1/memories/{fact['id']}/history").json()["items"]) == 1
     assert api.get(f"/v1/memories/{fact['id']}").json()["tier"] == "archival"

@@ -110,3 +110,23 @@ def test_a_block_changes_content_tier_and_kind_only_through_its_own_route(api, a
     assert api.get(f"/v1/memories/{block['id']}").json()["version"] == 1  # none of the above changed it
     patched = api.patch(f"/v1/memories/{block['id']}", json={"metadata": {"owner": "ops"}, "importance": 0.9})
     assert patched.status_code == 200 and patched.json()["version"] == 2
+
+
+def test_a_block_is_not_made_active_again_while_another_holds_its_label(api, agent_id):
+    old = put(api, agent_id, "persona", "You are Kit.").json()["block"]
+    assert api.patch(f"/v1/memories/{old['id']}", json={"status": "quarantined"}).status_code == 200
+    new = put(api, agent_id, "persona", "You are Rex.")
+    assert new.status_code == 201  # the quarantined block no longer holds the label
+    refused = api.patch(f"/v1/memories/{old['id']}", json={"status": "active"})
+    assert refused.status_code == 409, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "conflict" and "'persona'" in error["message"]
+    assert new.json()["block"]["id"] in error["message"]
+    assert error["details"] == {"label": "persona", "active_id": new.json()["block"]["id"]}
+    assert api.get(f"/v1/memories/{old['id']}").json()["version"] == 2  # nothing written
+    # Once the new block is out of the way, the old one may come back; a user's block of the label is another scope.
+    assert api.patch(f"/v1/memories/{new.json()['block']['id']}", json={"status": "quarantined"}).status_code == 200
+    assert put(api, agent_id, "persona", "You are Ana's Kit.", user_id="ana").status_code == 201
+    back = api.patch(f"/v1/memories/{old['id']}", json={"status": "active"})
+    assert back.status_code == 200 and back.json()["status"] == "active"
+    assert api.get(f"/v1/agents/{agent_id}/core/persona").json()["id"] == old["id"]

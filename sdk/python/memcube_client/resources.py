@@ -44,6 +44,11 @@ def _json(**fields: Any) -> dict[str, Any]:
     return {key: _dump(value) for key, value in body(**fields).items()}
 
 
+def _flag(value: bool) -> str | None:
+    """A boolean query parameter: sent only when true."""
+    return "true" if value else None
+
+
 def _if_match(version: int | None) -> dict[str, str]:
     return {"If-Match": str(version)} if version is not None else {}
 
@@ -81,20 +86,24 @@ class Memories(Resource[M]):
     def list(self, *, agent_id: str | None = None, user_id: str | None = None, session_id: str | None = None,
              kind: Kind | None = None, tier: Tier | None = None, status: Status | str | None = None,
              tag: str | None = None, since: datetime | None = None, until: datetime | None = None,
-             limit: int | None = None, cursor: str | None = None) -> Call[Page[MemCube]]:
-        """One page of memories, newest first (`status="any"` for every status)."""
+             limit: int | None = None, cursor: str | None = None,
+             include_forgotten: bool = False) -> Call[Page[MemCube]]:
+        """One page of memories, newest first (`status="any"` for every status). Forgotten ones come with their
+        content withheld; `include_forgotten=True` (an admin key) serves it."""
         return Call("GET", "/v1/memories", parse_model(Page[MemCube]), params=_json(
             agent_id=agent_id, user_id=user_id, session_id=session_id, kind=kind, tier=tier, status=status, tag=tag,
-            since=since, until=until, limit=limit, cursor=cursor))
+            since=since, until=until, limit=limit, cursor=cursor, include_forgotten=_flag(include_forgotten)))
 
     iter = pages(list)
 
     @endpoint("GET", "/v1/memories/{cube_id}")
-    def get(self, cube_id: UUID | str, *, version: int | None = None,
-            as_of: datetime | None = None) -> Call[MemCube | Version]:
-        """The memory now, one of its versions, or the version current at `as_of`."""
+    def get(self, cube_id: UUID | str, *, version: int | None = None, as_of: datetime | None = None,
+            include_forgotten: bool = False) -> Call[MemCube | Version]:
+        """The memory now, one of its versions, or the version current at `as_of`; a forgotten memory's content
+        is withheld unless `include_forgotten=True` (an admin key)."""
         parse = parse_model(Version) if version is not None or as_of is not None else parse_model(MemCube)
-        return Call("GET", f"/v1/memories/{cube_id}", parse, params=_json(version=version, as_of=as_of))
+        return Call("GET", f"/v1/memories/{cube_id}", parse, params=_json(
+            version=version, as_of=as_of, include_forgotten=_flag(include_forgotten)))
 
     @endpoint("PATCH", "/v1/memories/{cube_id}")
     def update(self, cube_id: UUID | str, *, content: str = UNSET, data: Any = UNSET, tags: Sequence[str] = UNSET,
@@ -117,14 +126,17 @@ class Memories(Resource[M]):
     @endpoint("DELETE", "/v1/memories/{cube_id}")
     def forget(self, cube_id: UUID | str, *, erase: bool = False, reason: str | None = None,
                if_match: int | None = None) -> Call[MemCube]:
-        """Forget a memory (a tombstone version); `erase=True` removes its content from every version."""
+        """Forget a memory (a tombstone version; its content is withheld from then on); `erase=True` removes its
+        content from every version, and every memory derived from it (the answer's extra fields `erased`,
+        `windows_scrubbed`, `search_documents_refreshed` say what it touched)."""
         return Call("DELETE", f"/v1/memories/{cube_id}", parse_model(MemCube),
                     params=_json(erase="true" if erase else None, reason=reason), headers=_if_match(if_match))
 
     @endpoint("GET", "/v1/memories/{cube_id}/history")
-    def history(self, cube_id: UUID | str) -> Call[list[Version]]:
-        """Every version of a memory with its provenance, oldest first."""
-        return Call("GET", f"/v1/memories/{cube_id}/history", _items(Version))
+    def history(self, cube_id: UUID | str, *, include_forgotten: bool = False) -> Call[list[Version]]:
+        """Every version of a memory with its provenance, oldest first (withheld as `get` says)."""
+        return Call("GET", f"/v1/memories/{cube_id}/history", _items(Version),
+                    params=_json(include_forgotten=_flag(include_forgotten)))
 
     @endpoint("POST", "/v1/memories/fuse")
     def fuse(self, ids: Sequence[UUID | str], *, content: str | None = None, kind: Kind | None = None,

@@ -9,11 +9,12 @@ from uuid import UUID
 import psycopg
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
-from memcube import cube
-from memcube.errors import InvalidInput
-from memcube.models import (CubeFilter, FuseRequest, Link, LinkCreate, MemCube, MemCubeCreate, MemCubePatch, Page,
-                            Principal, Version, as_utc)
+from memcube import cube, erasure
+from memcube.errors import Forbidden, InvalidInput
+from memcube.models import (CubeFilter, Erased, FuseRequest, Link, LinkCreate, MemCube, MemCubeCreate, MemCubePatch,
+                            Page, Principal, Version, as_utc)
 from services.api.deps import Answer, Conn, Reader, RuntimeDep, Token, Writer, run_authorized
 from services.api.params import Cursor, Limit
 
@@ -51,6 +52,17 @@ def parse_if_match(value: str | None) -> int | None:
     return int(raw)
 
 
+IncludeForgotten = Annotated[bool, Query(description="admin only: serve a forgotten memory's content too")]
+
+
+def _admin_asks(who: Principal, include_forgotten: bool) -> bool:
+    """Return whether to serve forgotten content; raises Forbidden when a key without the admin scope asks."""
+    if include_forgotten and "admin" not in who.scopes:
+        raise Forbidden("include_forgotten=true needs a key with the `admin` scope: a forgotten memory's content "
+                        "is withheld from everyone else", details={"needed": "admin"})
+    return include_forgotten
+
+
 def _etag(response: Response, row: dict[str, Any]) -> None:
     response.headers["ETag"] = f'"{row["version"]}"'
 
@@ -80,8 +92,9 @@ async def create_batch(body: BatchCreate, request: Request, rt: RuntimeDep, toke
 @router.get("", response_model=Page[MemCube])
 def list_memories(conn: Conn, who: Reader, filters: Annotated[CubeFilter, Query()],
                   limit: Limit = 50,
-                  cursor: Cursor = None) -> Any:
-    items, next_cursor = cube.list_cubes(conn, tenant=who.tenant, filters=filters, limit=limit, cursor=cursor)
+                  cursor: Cursor = None, include_forgotten: IncludeForgotten = False) -> Any:
+    items, next_cursor = cube.list_cubes(conn, tenant=who.tenant, filters=filters, limit=limit, cursor=cursor,
+                                         include_forgotten=_admin_asks(who, include_forgotten))
     return {"items": items, "next_cursor": next_cursor}
 
 
@@ -95,8 +108,9 @@ def fuse_memories(body: FuseRequest, conn: Conn, rt: RuntimeDep, who: Writer) ->
 @router.get("/{cube_id}", response_model=MemCube | Version)
 def get_memory(cube_id: UUID, conn: Conn, who: Reader, response: Response,
                version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
-               as_of: datetime | None = None) -> Any:
-    row = cube.read_cube(conn, tenant=who.tenant, cube_id=cube_id, version=version, as_of=as_utc(as_of))
+               as_of: datetime | None = None, include_forgotten: IncludeForgotten = False) -> Any:
+    row = cube.read_cube(conn, tenant=who.tenant, cube_id=cube_id, version=version, as_of=as_utc(as_of),
+                         include_forgotten=_admin_asks(who, include_forgotten))
     _etag(response, row)
     return Version.model_validate(row) if "recorded_at" in row else MemCube.model_validate(row)
 
@@ -110,21 +124,41 @@ def patch_memory(cube_id: UUID, body: MemCubePatch, conn: Conn, rt: RuntimeDep, 
     return row
 
 
-@router.delete("/{cube_id}", response_model=MemCube)
-def delete_memory(cube_id: UUID, conn: Conn, who: Writer, response: Response, erase: bool = False,
-                  reason: Annotated[str | None, Query(max_length=1000)] = None,
-                  if_match: Annotated[str | None, Header()] = None) -> Any:
+@router.delete("/{cube_id}", response_model=MemCube | Erased)
+async def delete_memory(cube_id: UUID, request: Request, rt: RuntimeDep, token: Token, erase: bool = False,
+                        reason: Annotated[str | None, Query(max_length=1000)] = None,
+                        if_match: Annotated[str | None, Header()] = None) -> Response:
     if reason is not None and "\x00" in reason:
         raise InvalidInput("reason must not contain NUL characters")
-    row = cube.forget_cube(conn, tenant=who.tenant, actor=who.actor, cube_id=cube_id, erase=erase, reason=reason,
-                           if_match=parse_if_match(if_match))
-    _etag(response, row)
-    return row
+    expected = parse_if_match(if_match)
+    done: list[erasure.Erasure] = []
+
+    def work(conn: psycopg.Connection, who: Principal) -> Answer:
+        if not erase:
+            row = cube.forget_cube(conn, tenant=who.tenant, actor=who.actor, cube_id=cube_id, reason=reason,
+                                   if_match=expected)
+            return Answer(MemCube.model_validate(cube.withhold(row)), headers={"ETag": f'"{row["version"]}"'})
+        done.append(erasure.erase_cube(conn, tenant=who.tenant, actor=who.actor, cube_id=cube_id, reason=reason,
+                                       if_match=expected))
+        return Answer(MemCube.model_validate(done[0].cube))
+
+    answer = await run_authorized(request, token, "write", work)
+    if not done:
+        return answer
+    # Committed: now the erased messages leave the Redis windows (never before, or a read in between could
+    # put them back from a database that still had them).
+    result = done[0]
+    await run_in_threadpool(erasure.scrub_windows, rt.redis, result)
+    body = Erased(**result.cube, erased=result.erased, windows_scrubbed=result.windows_scrubbed,
+                  search_documents_refreshed=result.search_documents_refreshed)
+    return Response(body.model_dump_json().encode(), media_type="application/json",
+                    headers={"ETag": f'"{result.cube["version"]}"'})
 
 
 @router.get("/{cube_id}/history", response_model=History)
-def memory_history(cube_id: UUID, conn: Conn, who: Reader) -> Any:
-    return {"items": cube.history(conn, tenant=who.tenant, cube_id=cube_id)}
+def memory_history(cube_id: UUID, conn: Conn, who: Reader, include_forgotten: IncludeForgotten = False) -> Any:
+    return {"items": cube.history(conn, tenant=who.tenant, cube_id=cube_id,
+                                  include_forgotten=_admin_asks(who, include_forgotten))}
 
 
 @router.post("/{cube_id}/links", status_code=201, response_model=Link)

@@ -11,11 +11,11 @@ from datetime import date, datetime, time, timezone
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Form, Query, Request
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from memcube import agent, core, cube, diff, lineage, search
+from memcube import agent, core, cube, diff, erasure, lineage, search
 from memcube.errors import Conflict, InvalidInput, StaleVersion
 from memcube.models import (KINDS, STATUSES, TIERS, CoreBlockPut, CubeFilter, Kind, MemCubePatch, SearchRequest,
                             Status, Tier, check_text)
@@ -34,9 +34,10 @@ ACTIONS: dict[str, tuple[str, str, bool]] = {
                    "content is kept.", False),
     "reactivate": ("Reactivate", "It comes back to search and context.", False),
     "forget": ("Forget", "It becomes a tombstone (status forgotten): it leaves search and context for good, and "
-               "can no longer change. Its history keeps the content.", True),
-    "erase": ("Erase", "Its content, data, tags, metadata and vector are removed from every version; only the "
-              "tombstone and the provenance of each version are kept. This cannot be undone.", True),
+               "can no longer change. Its history keeps the content, shown only to an admin who asks.", True),
+    "erase": ("Erase", "Its content, data, tags, metadata, vector and provenance text are removed from every "
+              "version, and so is every memory derived from it (fused, consolidated facts, summaries); only "
+              "the tombstones and their lineage are kept. This cannot be undone.", True),
 }
 DONE = {"edited": "Saved: a new version was written.", "to-core": "Moved to the core tier.",
         "to-archival": "Moved to the archival tier.", "quarantine": "Quarantined.", "reactivate": "Reactivated.",
@@ -212,13 +213,17 @@ def confirm_page(request: Request, viewer: View, cube_id: UUID, action: Action) 
 
 @router.post("/memories/{cube_id}/action")
 def apply_action(viewer: Change, cube_id: UUID, action: Annotated[Action, Form()],
-                 version: Annotated[int, Form(ge=1)],
+                 version: Annotated[int, Form(ge=1)], background: BackgroundTasks,
                  reason: Annotated[str | None, Form(max_length=1000)] = None) -> Any:
     conn, tenant, rt = viewer.conn, viewer.tenant, viewer.runtime
     reason = check_text(reason) if reason else None
-    if action in ("forget", "erase"):
-        cube.forget_cube(conn, tenant=tenant, actor=viewer.actor, cube_id=cube_id, erase=action == "erase",
-                         reason=reason, if_match=version)
+    if action == "erase":
+        done = erasure.erase_cube(conn, tenant=tenant, actor=viewer.actor, cube_id=cube_id, reason=reason,
+                                  if_match=version)
+        # Background tasks run after the response, so after the request's transaction committed.
+        background.add_task(erasure.scrub_windows, rt.redis, done)
+    elif action == "forget":
+        cube.forget_cube(conn, tenant=tenant, actor=viewer.actor, cube_id=cube_id, reason=reason, if_match=version)
     else:
         change = {"to-core": {"tier": "core"}, "to-archival": {"tier": "archival"},
                   "quarantine": {"status": "quarantined"}, "reactivate": {"status": "active"}}[action]

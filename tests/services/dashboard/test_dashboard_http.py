@@ -214,7 +214,9 @@ def test_changes_from_the_dashboard_are_versions_whose_actor_is_the_dashboard_us
     assert dashboard.post(f"{base}/action", data={"csrf": dashboard.csrf(), "action": "forget",
                                                   "version": "6"}).status_code == 303
 
-    history = tenant_admin.get(f"/v1/memories/{cube['id']}/history").json()["items"]
+    # Forgotten: its content is served to an admin who asks for it.
+    history = tenant_admin.get(f"/v1/memories/{cube['id']}/history",
+                               params={"include_forgotten": "true"}).json()["items"]
     assert [h["provenance"]["actor"] for h in history] == ["key:" + key_id] + [actor] * 6
     assert [(h["tier"], h["status"]) for h in history[1:]] == [
         ("archival", "active"), ("core", "active"), ("core", "quarantined"), ("core", "active"),
@@ -270,3 +272,25 @@ def test_bad_input_gets_an_error_page(dashboard, tenant_admin):
     assert style.status_code == 200 and style.headers["content-type"].startswith("text/css")
     search_without_agent = dashboard.get("/dashboard/memories", params={"q": "x"})
     assert search_without_agent.status_code == 200 and "pick an agent" in search_without_agent.text
+
+
+def test_an_erase_from_the_dashboard_takes_what_was_derived_and_leaves_the_window(dashboard, tenant_admin,
+                                                                                  redis_client):
+    from memcube import working
+
+    said = tenant_admin.post("/v1/sessions/s1/messages", json={"agent_id": "bot", "messages": [
+        {"role": "user", "content": "my locker code is 3141"}, {"role": "user", "content": "thanks"}]}).json()
+    first, second = (m["id"] for m in said["messages"])
+    fused = tenant_admin.post("/v1/memories/fuse", json={"ids": [first, second]}).json()["memory"]
+    key = working.window_key(tenant_admin.tenant, "bot", "s1")
+    assert any("3141" in m for m in redis_client.zrange(key, 0, -1))
+    done = dashboard.post(f"/dashboard/memories/{first}/action",
+                          data={"csrf": dashboard.csrf(), "action": "erase", "version": "2"})
+    assert done.status_code == 303, done.text
+    deadline = time.monotonic() + 5  # the window is scrubbed after the answer, once the erase committed
+    while any("3141" in m for m in redis_client.zrange(key, 0, -1)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any("3141" in m for m in redis_client.zrange(key, 0, -1))
+    asked = {"include_forgotten": "true"}
+    assert tenant_admin.get(f"/v1/memories/{fused['id']}", params=asked).json()["content"] == ""
+    redis_client.delete(key)
