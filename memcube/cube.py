@@ -8,6 +8,7 @@ from typing import Any, Sequence
 from uuid import UUID
 
 import psycopg
+from psycopg_pool import ConnectionPool
 
 from memcube import erasure
 from memcube.config import Settings
@@ -174,10 +175,18 @@ def _refuse_second_block(conn: psycopg.Connection, current: dict[str, Any]) -> N
             details={"label": current["label"], "active_id": str(other["id"])})
 
 
-def patch_cube(conn: psycopg.Connection, *, tenant: str, actor: str, cube_id: UUID, patch: MemCubePatch,
-               embedder: Embedder, settings: Settings, if_match: int | None = None,
-               source: str = "api") -> dict[str, Any]:
-    """Apply a change as a new version; raises NotFound, StaleVersion, Conflict (forgotten cube) or InvalidInput."""
+# An embedding made before a change takes its lock: the text it was made from, and the vector.
+Prepared = tuple[str, list[float]]
+
+
+def _vector_for(text: str, prepared: Prepared | None, embedder: Embedder) -> list[float]:
+    """The prepared vector when it was made from `text`; else (the cube changed in between) embed it now."""
+    if prepared is not None and prepared[0] == text:
+        return prepared[1]
+    return embedder.embed([text])[0]
+
+
+def _patch_changes(patch: MemCubePatch, settings: Settings) -> dict[str, Any]:
     changes = patch.changes()
     if not changes:
         raise InvalidInput("the patch changes nothing: give at least one field")
@@ -188,6 +197,33 @@ def patch_cube(conn: psycopg.Connection, *, tenant: str, actor: str, cube_id: UU
                        details={"limit": settings.max_tags})
     if "artifact" in changes and changes["artifact"] is not None:
         changes["artifact"] = patch.artifact.model_dump()  # type: ignore[union-attr]
+    return changes
+
+
+def prepare_patch(pool: ConnectionPool, *, tenant: str, cube_id: UUID, patch: MemCubePatch, embedder: Embedder,
+                  settings: Settings) -> Prepared | None:
+    """Embed what a patch will embed, before its transaction: read the cube (a connection held for that read
+    only), embed with none held. None when the patch embeds nothing or the cube is not there (the patch then
+    answers for itself). Raises what the patch's own checks raise."""
+    changes = _patch_changes(patch, settings)
+    if "content" not in changes and "artifact" not in changes:
+        return None
+    with pool.connection() as conn:
+        current = store.find_cube(conn, tenant=tenant, cube_id=cube_id)
+    if current is None:
+        return None
+    text = embedding_text({**current, **changes})
+    return text, embedder.embed([text])[0]
+
+
+def patch_cube(conn: psycopg.Connection, *, tenant: str, actor: str, cube_id: UUID, patch: MemCubePatch,
+               embedder: Embedder, settings: Settings, if_match: int | None = None,
+               source: str = "api", prepared: Prepared | None = None) -> dict[str, Any]:
+    """Apply a change as a new version; raises NotFound, StaleVersion, Conflict (forgotten cube) or InvalidInput.
+
+    `prepared` (from `prepare_patch`, made before the lock) is the new embedding; it is used when the text it
+    was made from is still the one to embed, else the embedding is made here."""
+    changes = _patch_changes(patch, settings)
     current = _lock_for_change(conn, tenant, cube_id, if_match)
     if current["status"] == "forgotten":
         raise Conflict(f"memory {cube_id} is forgotten and cannot change")
@@ -201,7 +237,7 @@ def patch_cube(conn: psycopg.Connection, *, tenant: str, actor: str, cube_id: UU
         raise InvalidInput("an artifact cube needs `artifact` (uri, format, checksum)")
     vector = None
     if "content" in changes or "artifact" in changes:
-        vector = embedder.embed([embedding_text(merged)])[0]
+        vector = _vector_for(embedding_text(merged), prepared, embedder)
     return store.update_cube(conn, tenant=tenant, cube_id=cube_id, changes=changes,
                              provenance=provenance(source, actor, reason=patch.reason),
                              expected_version=current["version"], embedding=vector)
@@ -225,8 +261,37 @@ def forget_cube(conn: psycopg.Connection, *, tenant: str, actor: str, cube_id: U
                              provenance=record, expected_version=current["version"])
 
 
+def _fused_item(request: FuseRequest, sources: Sequence[dict[str, Any]]) -> MemCubeCreate:
+    """The new cube a fusion makes of its sources."""
+    content = request.content or "\n".join(s["content"] for s in sources)
+    first = sources[0]
+    return MemCubeCreate(
+        agent_id=first["agent_id"], user_id=first["user_id"],
+        session_id=first["session_id"] if len({s["session_id"] for s in sources}) == 1 else None,
+        kind=request.kind or first["kind"], tier=first["tier"], content=content,
+        tags=request.tags if request.tags is not None else sorted({t for s in sources for t in s["tags"]}),
+        metadata=request.metadata if request.metadata is not None else {},
+        importance=request.importance if request.importance is not None else max(s["importance"] for s in sources),
+        confidence=max(s["confidence"] for s in sources),
+        artifact=first["artifact"] if (request.kind or first["kind"]) == "artifact" else None,
+    )
+
+
+def prepare_fuse(pool: ConnectionPool, *, tenant: str, request: FuseRequest, embedder: Embedder) -> Prepared | None:
+    """Embed the fused cube before the fusion's transaction (its sources read without a lock, with a
+    connection held for that read only); None when a source is missing (the fusion answers for itself)."""
+    ids = list(dict.fromkeys(request.ids))
+    with pool.connection() as conn:
+        sources = store.get_cubes(conn, tenant=tenant, cube_ids=ids)
+    if len(sources) != len(ids) or len(ids) < 2:
+        return None
+    text = embedding_text(_fused_item(request, sources))
+    return text, embedder.embed([text])[0]
+
+
 def fuse_cubes(conn: psycopg.Connection, *, tenant: str, actor: str, request: FuseRequest, embedder: Embedder,
-               settings: Settings, source: str = "api") -> tuple[dict[str, Any], list[dict[str, Any]]]:
+               settings: Settings, source: str = "api",
+               prepared: Prepared | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Merge active cubes of one agent into a new cube; the sources become superseded and point at it.
 
     Returns (the new cube, the superseded sources). Raises NotFound, Conflict or InvalidInput.
@@ -244,21 +309,12 @@ def fuse_cubes(conn: psycopg.Connection, *, tenant: str, actor: str, request: Fu
     scopes = {(s["agent_id"], s["user_id"]) for s in sources}
     if len(scopes) > 1:
         raise InvalidInput("fused memories must share agent_id and user_id")
-    content = request.content or "\n".join(s["content"] for s in sources)
-    first = sources[0]
-    item = MemCubeCreate(
-        agent_id=first["agent_id"], user_id=first["user_id"],
-        session_id=first["session_id"] if len({s["session_id"] for s in sources}) == 1 else None,
-        kind=request.kind or first["kind"], tier=first["tier"], content=content,
-        tags=request.tags if request.tags is not None else sorted({t for s in sources for t in s["tags"]}),
-        metadata=request.metadata if request.metadata is not None else {},
-        importance=request.importance if request.importance is not None else max(s["importance"] for s in sources),
-        confidence=max(s["confidence"] for s in sources),
-        artifact=first["artifact"] if (request.kind or first["kind"]) == "artifact" else None,
-    )
+    item = _fused_item(request, sources)
     lineage = [{"id": str(s["id"]), "version": s["version"]} for s in sources]
+    vectors = [_vector_for(embedding_text(item), prepared, embedder)]
     [fused] = create_cubes(conn, tenant=tenant, actor=actor, items=[item], embedder=embedder, settings=settings,
-                           source=source, extra_provenance=[{"derived_from": lineage, "reason": request.reason}])
+                           source=source, extra_provenance=[{"derived_from": lineage, "reason": request.reason}],
+                           vectors=vectors)
     superseded = []
     for s in sources:
         superseded.append(store.update_cube(

@@ -65,12 +65,12 @@ class Answer:
 
 async def run_authorized(request: Request, token: str, scope: str,
                          work: Callable[..., BaseModel | Answer],
-                         prepare: Callable[[], Any] | None = None) -> Response:
+                         prepare: Callable[[Principal], Any] | None = None) -> Response:
     """Answer with `work(conn, caller)` as JSON, in one thread-pool hop: take a connection, authenticate the
     token, require the scope, run `work` in one transaction (committed before the answer is sent, rolled back
     on error), serialize its model.
 
-    With `prepare` (a write that embeds), the embedding runs first, holding no connection and no lock, and
+    With `prepare(caller)` (a write that embeds), the embedding runs first, holding no connection and no lock, and
     `work(conn, caller, prepared)` gets its result: a token is checked before that, from the key cache when it
     was seen lately (else the database), and again in the work's own transaction, so revocation stays
     immediate and a pool connection is never held while a model runs.
@@ -89,7 +89,7 @@ async def run_authorized(request: Request, token: str, scope: str,
                 with runtime.pool.connection() as conn:
                     caller = authenticate(conn, token, admin_token=admin_token)
             require(caller, scope)
-            prepared = prepare()
+            prepared = prepare(caller)
         with runtime.pool.connection() as conn:
             principal = authenticate(conn, token, admin_token=admin_token)
             request_context.note_caller(principal)

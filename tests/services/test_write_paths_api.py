@@ -69,8 +69,19 @@ def test_writes_embed_holding_no_connection(watched):
         response = admin.request(method, path, json=body)
         assert response.status_code == 201, response.text
         assert len(probe.in_use) > before, f"{path} embedded nothing"
+    # A change of content and a fusion embed before their transaction too.
+    made = [admin.post("/v1/memories", json={"agent_id": "w", "content": f"part {i}"}).json() for i in range(2)]
+    before = len(probe.in_use)
+    patched = admin.patch(f"/v1/memories/{made[0]['id']}", json={"content": "part zero, changed"})
+    assert patched.status_code == 200 and patched.headers["etag"] == '"2"' and len(probe.in_use) > before
+    before = len(probe.in_use)
+    fused = admin.post("/v1/memories/fuse", json={"ids": [made[0]["id"], made[1]["id"]]})
+    assert fused.status_code == 201 and fused.json()["memory"]["content"] == "part zero, changed\npart 1"
+    assert len(probe.in_use) > before
     # Every embedding ran while both of the pool's connections sat idle: none held, so no lock either.
     assert probe.in_use and set(probe.in_use) == {0}
+    found = admin.post("/v1/search", json={"agent_id": "w", "query": "part zero, changed", "k": 1}).json()["hits"]
+    assert found[0]["id"] == fused.json()["memory"]["id"]
     assert admin.get("/v1/memories", params={"agent_id": "w", "limit": 10}).json()["items"]
     admin.close()
 

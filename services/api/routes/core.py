@@ -36,7 +36,7 @@ async def put_core_block(agent_id: PathIdent, label: PathLabel, body: CoreBlockP
                          if_match: Annotated[str | None, Header()] = None) -> Response:
     version = parse_if_match(if_match)
 
-    def prepare() -> Any:
+    def prepare(_: Principal) -> Any:
         check_content(body.content, rt.settings)
         return rt.embedder.embed([body.content])[0]
 

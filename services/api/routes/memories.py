@@ -75,7 +75,7 @@ async def create_memory(body: MemCubeCreate, request: Request, rt: RuntimeDep, t
         return Answer(MemCube.model_validate(row), 201, {"ETag": f'"{row["version"]}"'})
 
     return await run_authorized(request, token, "write", work,
-                                prepare=lambda: cube.embed_items([body], rt.embedder, rt.settings))
+                                prepare=lambda _: cube.embed_items([body], rt.embedder, rt.settings))
 
 
 @router.post("/batch", status_code=201, response_model=Items)
@@ -86,7 +86,7 @@ async def create_batch(body: BatchCreate, request: Request, rt: RuntimeDep, toke
         return Answer(Items(items=rows), 201)
 
     return await run_authorized(request, token, "write", work,
-                                prepare=lambda: cube.embed_items(body.items, rt.embedder, rt.settings))
+                                prepare=lambda _: cube.embed_items(body.items, rt.embedder, rt.settings))
 
 
 @router.get("", response_model=Page[MemCube])
@@ -99,10 +99,14 @@ def list_memories(conn: Conn, who: Reader, filters: Annotated[CubeFilter, Query(
 
 
 @router.post("/fuse", status_code=201, response_model=Fused)
-def fuse_memories(body: FuseRequest, conn: Conn, rt: RuntimeDep, who: Writer) -> Any:
-    fused, superseded = cube.fuse_cubes(conn, tenant=who.tenant, actor=who.actor, request=body,
-                                        embedder=rt.embedder, settings=rt.settings)
-    return {"memory": fused, "superseded": superseded}
+async def fuse_memories(body: FuseRequest, request: Request, rt: RuntimeDep, token: Token) -> Response:
+    def work(conn: psycopg.Connection, who: Principal, prepared: cube.Prepared | None) -> Answer:
+        fused, superseded = cube.fuse_cubes(conn, tenant=who.tenant, actor=who.actor, request=body,
+                                            embedder=rt.embedder, settings=rt.settings, prepared=prepared)
+        return Answer(Fused(memory=fused, superseded=superseded), 201)
+
+    return await run_authorized(request, token, "write", work, prepare=lambda who: cube.prepare_fuse(
+        rt.pool, tenant=who.tenant, request=body, embedder=rt.embedder))
 
 
 @router.get("/{cube_id}", response_model=MemCube | Version)
@@ -116,12 +120,17 @@ def get_memory(cube_id: UUID, conn: Conn, who: Reader, response: Response,
 
 
 @router.patch("/{cube_id}", response_model=MemCube)
-def patch_memory(cube_id: UUID, body: MemCubePatch, conn: Conn, rt: RuntimeDep, who: Writer, response: Response,
-                 if_match: Annotated[str | None, Header()] = None) -> Any:
-    row = cube.patch_cube(conn, tenant=who.tenant, actor=who.actor, cube_id=cube_id, patch=body,
-                          embedder=rt.embedder, settings=rt.settings, if_match=parse_if_match(if_match))
-    _etag(response, row)
-    return row
+async def patch_memory(cube_id: UUID, body: MemCubePatch, request: Request, rt: RuntimeDep, token: Token,
+                       if_match: Annotated[str | None, Header()] = None) -> Response:
+    expected = parse_if_match(if_match)
+
+    def work(conn: psycopg.Connection, who: Principal, prepared: cube.Prepared | None) -> Answer:
+        row = cube.patch_cube(conn, tenant=who.tenant, actor=who.actor, cube_id=cube_id, patch=body,
+                              embedder=rt.embedder, settings=rt.settings, if_match=expected, prepared=prepared)
+        return Answer(MemCube.model_validate(row), headers={"ETag": f'"{row["version"]}"'})
+
+    return await run_authorized(request, token, "write", work, prepare=lambda who: cube.prepare_patch(
+        rt.pool, tenant=who.tenant, cube_id=cube_id, patch=body, embedder=rt.embedder, settings=rt.settings))
 
 
 @router.delete("/{cube_id}", response_model=MemCube | Erased)

@@ -34,7 +34,7 @@ async def append_messages(session_id: PathIdent, body: MessageAppend, request: R
                                               settings=rt.settings, prepared=prepared), 201)
 
     return await run_authorized(request, token, "write", work,
-                                prepare=lambda: session.prepare_append(body, rt.embedder, rt.settings))
+                                prepare=lambda _: session.prepare_append(body, rt.embedder, rt.settings))
 
 
 @router.get("/{session_id}/working", response_model=WorkingMemory)
