@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from memcube.consolidation.trigger import note_episodes
 from memcube.lessons.trigger import note_trajectory
 from memcube.config import Settings
-from memcube.cube import embedding_text
+from memcube.cube import WITHHELD, embedding_text
 from memcube.embedder import Embedder
 from memcube.errors import Conflict, InvalidInput, Malformed
 from memcube.models.portability import (EXPORT_FORMAT, EXPORT_VERSION, CubeRecord, ExportHeader, ImportResult,
@@ -58,7 +58,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _cube_record(row: dict[str, Any]) -> dict[str, Any]:
+def _cube_record(row: dict[str, Any], *, withhold_forgotten: bool = False) -> dict[str, Any]:
+    if withhold_forgotten and row["status"] == "forgotten":
+        # As GET serves it to such a caller: no content, payload, tags, metadata, artifact, or vector (which
+        # would give the content's meaning away), in any version.
+        row = {**row, **WITHHELD, "embedding": None,
+               "versions": [{**version, **WITHHELD} for version in row["versions"]]}
     record = {k: v for k, v in row.items() if k not in ("tenant", "trajectory_at", "trajectory_distilled_at")}
     record["trajectory"] = None if row["trajectory_at"] is None else {
         "created_at": row["trajectory_at"], "distilled_at": row["trajectory_distilled_at"]}
@@ -66,27 +71,30 @@ def _cube_record(row: dict[str, Any]) -> dict[str, Any]:
     return {"record": "cube", **_plain(record)}
 
 
-def export_lines(conn: psycopg.Connection, *, tenant: str, agent_id: str | None) -> Iterator[bytes]:
+def export_lines(conn: psycopg.Connection, *, tenant: str, agent_id: str | None,
+                 withhold_forgotten: bool = False) -> Iterator[bytes]:
     """Yield the export of a tenant (or one agent of it) line by line: the header, then cubes, links and
-    sessions. Reads in the caller's transaction, which should be one snapshot (REPEATABLE READ)."""
+    sessions. Reads in the caller's transaction, which should be one snapshot (REPEATABLE READ). With
+    `withhold_forgotten`, forgotten cubes come without what forgetting withholds (memcube/cube.py)."""
     embedder = store.find_embedder(conn)
     yield canonical({"record": "header", "format": EXPORT_FORMAT, "version": EXPORT_VERSION, "agent_id": agent_id,
                      "embedder": dict(embedder) if embedder else None})
     for rows in store.iter_cubes(conn, tenant=tenant, agent_id=agent_id):
         for row in rows:
-            yield canonical(_cube_record(row))
+            yield canonical(_cube_record(row, withhold_forgotten=withhold_forgotten))
     for link in store.list_links(conn, tenant=tenant, agent_id=agent_id):
         yield canonical({"record": "link", **_plain(link)})
     for session in store.list_sessions(conn, tenant=tenant, agent_id=agent_id):
         yield canonical({"record": "session", **_plain(session)})
 
 
-def stream_export(pool: psycopg_pool.ConnectionPool, *, tenant: str, agent_id: str | None) -> Iterator[bytes]:
+def stream_export(pool: psycopg_pool.ConnectionPool, *, tenant: str, agent_id: str | None,
+                  withhold_forgotten: bool = False) -> Iterator[bytes]:
     """Yield the export line by line from one snapshot, holding a connection of its own until the last line
     (or until the consumer stops)."""
     with pool.connection() as conn:
         store.begin_snapshot(conn)
-        yield from export_lines(conn, tenant=tenant, agent_id=agent_id)
+        yield from export_lines(conn, tenant=tenant, agent_id=agent_id, withhold_forgotten=withhold_forgotten)
 
 
 def parse_export(body: bytes) -> tuple[ExportHeader, list[CubeRecord], list[LinkRecord], list[SessionRecord]]:

@@ -224,3 +224,16 @@ def test_export_and_import_need_their_scopes(server, admin, rich):
     assert reader.get("/v1/export").status_code == 200
     assert reader.post("/v1/import", content=export(rich), headers=NDJSON).status_code == 403
     assert Api(server, "wrong", "x").get("/v1/export").status_code == 401
+
+
+def test_a_key_without_admin_exports_forgotten_memories_withheld(server, admin, rich, other):
+    full_key = admin.post("/v1/admin/keys", json={"tenant": rich.tenant, "scopes": ["read", "admin"]}).json()
+    full = export(Api(server, full_key["token"], rich.tenant))
+    partial = export(rich)
+    assert b"An old plan" in full and b"s3://b/plan" in full
+    assert b"An old plan" not in partial and b"s3://b/plan" not in partial
+    # What is withheld still imports: the forgotten memory arrives, forgotten and empty.
+    assert other.post("/v1/import", content=partial, headers=NDJSON).status_code == 200
+    forgotten = [json.loads(line) for line in export(other).splitlines()
+                 if b'"status":"forgotten"' in line and b'"record":"cube"' in line]
+    assert forgotten and all(c["content"] == "" for c in forgotten)

@@ -20,7 +20,10 @@ NDJSON = "application/x-ndjson"
 @router.get("/export", response_class=StreamingResponse,
             responses={200: {"content": {NDJSON: {}}, "description": "the export, one JSON record a line"}})
 def export(rt: RuntimeDep, who: Reader, agent_id: QueryIdent = None) -> StreamingResponse:
-    lines = portability.stream_export(rt.pool, tenant=who.tenant, agent_id=agent_id)
+    # Forgotten memories are withheld from a key without the admin scope, as everywhere they are served; a
+    # complete backup is an admin key's export.
+    lines = portability.stream_export(rt.pool, tenant=who.tenant, agent_id=agent_id,
+                                      withhold_forgotten="admin" not in who.scopes)
     filename = f"memcube-{agent_id or who.tenant}.ndjson".replace('"', "")
     return StreamingResponse(lines, media_type=NDJSON,
                              headers={"Content-Disposition": f'attachment; filename="{filename}"'})
