@@ -64,7 +64,9 @@ def _node(cube_id: UUID, version: int | None, via: list[str], row: dict[str, Any
     if row is None:
         return LineageNode(id=cube_id, version=version, via=via, found=False)  # type: ignore[arg-type]
     return LineageNode(id=cube_id, version=version, via=via, kind=row["kind"], tier=row["tier"],  # type: ignore[arg-type]
-                       status=row["status"], content=row["content"][:SNIPPET_CHARS])
+                       # A forgotten cube's words stay withheld here too (memcube/cube.py WITHHELD).
+                       status=row["status"], content="" if row["status"] == "forgotten" else
+                       row["content"][:SNIPPET_CHARS])
 
 
 def _walk(conn: psycopg.Connection, tenant: str, root: UUID, step: Callable[[list[UUID]], list[tuple[UUID, Edge]]],
