@@ -46,92 +46,133 @@ class Rule:
     why: str
     # Whether a text that is visibly *about* such phrases (a discussion, a quotation, a tutorial) counts less.
     quotable: bool = True
+    # The weight when the rule matches twice or more (default: the same).
+    repeated: float | None = None
 
 
-def _r(name: str, weight: float, pattern: str, why: str, *, quotable: bool = True, flags: int = _F) -> Rule:
-    return Rule(name, weight, re.compile(pattern, flags), why, quotable)
+def _r(name: str, weight: float, pattern: str, why: str, *, quotable: bool = True, repeated: float | None = None,
+       flags: int = _F) -> Rule:
+    return Rule(name, weight, re.compile(pattern, flags), why, quotable, repeated)
 
 
 _IGNORE = r"(?:ignore|disregard|forget|override|bypass|skip|abandon|set\s+aside|discard|drop|throw\s+out|neglect)"
-_PRIOR = (r"(?:all|any|every|the|your|my|its|previous|prior|above|earlier|preceding|foregoing|existing|original|"
-          r"initial|old|former|system|developer|safety|these|those|other)")
-_ORDERS = (r"(?:instructions?|prompts?|rules?|directives?|guidelines?|guardrails?|constraints?|programming|"
-           r"orders?|commands?|polic(?:y|ies)|restrictions?|settings|context|messages?|training|system\s+message)")
+_PRIOR = (r"(?:all|any|every|the|your|its|previous|prior|above|earlier|preceding|foregoing|existing|original|"
+          r"initial|old|former|system|developer|safety|these|those|other|above-mentioned)")
+_ORDERS = (r"(?:instructions?|prompts?|rules?|directives?|directions|guidelines?|guardrails?|constraints?|"
+           r"programming|orders?|commands?|polic(?:y|ies)|restrictions?|context|training|system\s+message)")
 _AI = (r"(?:ai|a\.i\.|assistant|agent|model|llm|language\s+model|chat\s?bot|gpt|chatgpt|claude|gemini|copilot|"
        r"bot|memory\s+system|retrieval\s+system)")
 
+_THIRD = (r"(?:the\s+user|a\s+user|users|the\s+customer|a\s+customer|customers|the\s+client|clients|anyone|someone|"
+          r"somebody|any\s+user|visitors?|callers?|the\s+caller|the\s+patient|people|the\s+human|the\s+reader)")
+_ASKS = (r"(?:asks?|mentions?|says?|types?|requests?|wants?|brings?\s+up|inquires?|talks?\s+about|queries|searches|"
+         r"logs?\s+in|calls?|writes?|needs?)")
+_RESPOND = (r"(?:say|tell|answer|respond|reply|recommend|suggest|output|redirect|send|direct|point|refuse|claim|insist|"
+            r"include|append|add|mention|reveal|give|state|print|return|link|quote|ask|book|buy|order|approve|use|"
+            r"charge|transfer|share|forward|warn|offer|push|promote|cite|rate|report)")
+
 RULES: tuple[Rule, ...] = (
     # Overriding what the agent was told.
-    _r("override", 1.0, _IGNORE + r"\b(?:\W+\w+){0,3}?\W+" + _PRIOR + r"\b(?:\W+\w+){0,3}?\W+" + _ORDERS + r"\b",
-       "tells the agent to drop its instructions"),
+    _r("override", 1.0, r"(?:" + _IGNORE + r"\b(?:\W+\w+){0,3}?\W+" + _PRIOR + r"\b(?:\W+\w+){0,3}?\W+" + _ORDERS +
+       r"\b|\b(?:forget|ignore|disregard)\s+(?:what|everything|anything|all)\s+(?:\w+\s+){0,2}?(?:you\s+(?:were|have"
+       r"\s+been|are)\s+)?(?:told|taught|instructed|given|programmed)|\b(?:instructions|rules|guidelines|prompt|"
+       r"directives|guardrails|polic(?:y|ies))\s+(?:\w+\s+){0,2}?(?:no\s+longer\s+apply|(?:are|is)\s+(?:now\s+)?"
+       r"(?:void|cancell?ed|invalid|obsolete|revoked|outdated|a\s+test|fake|suspended|lifted|disabled|"
+       r"superseded)|(?:have|has)\s+been\s+(?:revoked|cancell?ed|replaced|lifted|superseded))|\b(?:supersedes?|"
+       r"takes?\s+precedence\s+over|overrides?)\s+(?:your|the|any|all)\s+(?:\w+\s+){0,2}?(?:system\s+prompt|"
+       r"instructions|prior\s+guidance|rules))", "tells the agent to drop its instructions"),
     _r("new_instructions", 0.8, r"\b(?:new|updated|revised|real|actual|true|hidden|secret|additional|override)\s+"
-       r"(?:system\s+)?(?:instructions?|directives?|orders|rules|prompt)\s*(?::|follow|are|is)\b",
-       "announces new instructions"),
-    _r("role_reassign", 0.8, r"\b(?:you\s+are\s+now|you're\s+now|from\s+now\s+on,?\s+you\s+(?:are|will|must|shall|"
-       r"should)|you\s+will\s+now\s+(?:act|behave|respond|answer)|act\s+as\s+(?:if\s+you\s+(?:are|were)\s+)?"
-       r"(?:an?\s+)?(?:unrestricted|unfiltered|jailbroken|evil|dan\b|different)|pretend\s+(?:to\s+be|you\s+are)\s+"
-       r"(?:an?\s+)?(?:unrestricted|unfiltered|jailbroken|evil|dan\b|system|developer|admin)|enter\s+"
-       r"(?:developer|debug|god|admin|dan|jailbreak|maintenance)\s+mode|(?:developer|debug|god|dan|jailbreak)\s+"
-       r"mode\s+(?:is\s+)?(?:enabled|activated|on))", "reassigns the agent's role"),
-    _r("addressed_to_ai", 0.7, r"(?:\b(?:note|message|instructions?|reminder|attention|directive|memo|notice)\s+"
-       r"(?:to|for)\s+(?:the\s+|any\s+|all\s+)?" + _AI + r"s?\b|\b(?:dear|hey|hello|attention|listen)[,\s]+"
-       r"(?:the\s+)?" + _AI + r"\b\s*[,:!]|\bif\s+you\s+are\s+an?\s+(?:ai|llm|language\s+model|assistant|agent|bot)\b|"
-       r"\b(?:when|if|whenever)\s+(?:the|an|any|this)\s+" + _AI + r"\s+(?:reads?|sees?|retrieves?|recalls?|"
-       r"processes|loads?|finds?)\s+this|\bto\s+(?:the|any)\s+" + _AI + r"\s+(?:reading|processing|retrieving)\s+this)",
-       "speaks to the AI reading it"),
-    _r("trigger_response", 0.8, r"\b(?:whenever|every\s+time|each\s+time|if\s+ever|any\s*time|when(?:ever)?)\s+"
-       r"(?:the\s+user|a\s+user|users|anyone|someone|somebody|they|he|she|a\s+customer|customers|people|i)\s+"
-       r"(?:asks?|mentions?|says?|types?|requests?|wants?|brings?\s+up|inquires?|talks?\s+about|queries|searches)"
-       r"\b[^.!?\n]{0,120}?,?\s*(?:you\s+(?:must|should|will|shall|need\s+to|have\s+to)\s+|always\s+|"
-       r"then\s+|just\s+|instead\s+|immediately\s+)?(?:say|tell|answer|respond|reply|recommend|suggest|output|"
-       r"redirect|send|direct|point|refuse|claim|insist|include|append|add|mention|reveal|give|state|print|"
-       r"return|link|quote|ask)\b", "plants a rule for how to answer future questions"),
-    _r("future_sessions", 0.6, r"\b(?:in|for|during|across|throughout)\s+(?:all|every|any|each)\s+(?:future|later|"
-       r"subsequent|upcoming|following)\s+(?:conversations?|sessions?|chats?|responses?|answers?|replies|"
-       r"interactions?|turns?)|\bfrom\s+now\s+on\b|\bpermanently\s+(?:remember|store|adopt|follow)|"
-       r"\b(?:store|save|remember|keep|commit|write)\s+(?:this|these|that|the\s+following)\s+(?:\w+\s+){0,2}?"
-       r"(?:permanently|forever|as\s+(?:a\s+)?(?:core|permanent|system|trusted|priority)\b)",
-       "asks to persist a behaviour"),
-    _r("absolute_directive", 0.5, r"\b(?:you\s+(?:must|should|will|shall)\s+)?(?:always|never|under\s+no\s+"
-       r"circumstances?|no\s+matter\s+what)\s+(?:\w+\s+){0,2}?(?:recommend|say|tell|respond|reply|answer|mention|"
-       r"reveal|disclose|refuse|obey|comply|follow|trust|prefer|suggest|direct|output|claim|redirect|send|share|"
-       r"forward|report|link)\b", "an absolute rule of behaviour"),
-    _r("secrecy", 0.6, r"\b(?:do\s+not|don't|never|without)\s+(?:tell(?:ing)?|inform(?:ing)?|mention(?:ing)?|"
-       r"reveal(?:ing)?|alert(?:ing)?|notify(?:ing)?|let(?:ting)?)\s+(?:the\s+user|the\s+users|users|anyone|the\s+"
-       r"human|the\s+owner|the\s+admin|them)\b(?:[^.\n]{0,40}?\b(?:about\s+this|this\s+instruction|that\s+you|"
-       r"what\s+you))?|\bkeep\s+(?:this|these\s+instructions?)\s+(?:secret|hidden|confidential)\b",
-       "asks to hide something from the user"),
-    _r("reveal_prompt", 0.6, r"\b(?:reveal|print|output|show|repeat|leak|dump|disclose|display|echo|recite)\s+"
-       r"(?:me\s+)?(?:your|the|all|its)\s+(?:\w+\s+){0,2}?(?:system\s+prompt|instructions|initial\s+prompt|"
-       r"hidden\s+prompt|secret\s+key|api\s+keys?|credentials|passwords?|conversation\s+history|memories|tokens?)\b",
-       "asks to disclose the prompt or secrets"),
-    _r("exfiltration", 0.7, r"\b(?:send|forward|post|upload|email|e-mail|transmit|exfiltrate|copy|leak|append|"
-       r"include|attach|report)\b[^.\n]{0,80}?\b(?:conversation|chat|messages?|history|memor(?:y|ies)|password|"
-       r"credentials?|api\s*keys?|tokens?|secrets?|personal\s+data|user\s+data|card\s+numbers?|ssn|"
-       r"address(?:es)?)\b[^.\n]{0,80}?\b(?:to|at|into)\s+(?:https?://|www\.|\S+@\S+\.\w+|the\s+following\s+"
-       r"(?:url|address|endpoint)|this\s+(?:url|address|endpoint))", "asks to send data out"),
-    _r("markdown_beacon", 0.6, r"!\[[^\]]*\]\(\s*https?://[^)\s]*[?&][^)\s]*=[^)\s]*\)",
-       "an image link whose URL carries data (a beacon)", quotable=False),
-    _r("dangerous_command", 0.5, r"(?:\bcurl\b[^\n|]{0,200}\|\s*(?:ba|z)?sh\b|\bwget\b[^\n|]{0,200}\|\s*(?:ba)?sh\b|"
+       r"(?:system\s+)?(?:instructions?|directives?|orders|rules|prompt)\s*(?::|\b(?:follow|are|is)\b)|\byour\s+"
+       r"(?:new|real|actual|true|only)\s+(?:task|role|goal|purpose|objective|job|instructions?|persona|mission|"
+       r"directive)\s+(?:is|are|will\s+be)\b", "announces new instructions"),
+    _r("role_reassign", 1.0, r"\b(?:you\s+are\s+now|you're\s+now|you\s+are\s+no\s+longer|you're\s+no\s+longer)\s+"
+       r"(?:an?\s+|the\s+|in\s+|called\s+|named\s+|dan\b|free\b|unrestricted|unfiltered|jailbroken)|\bfrom\s+(?:now\s+"
+       r"on|this\s+moment|this\s+point)\s*,?\s+you\s+(?:are|will\s+(?:be|act|behave|respond|answer|now)|must|shall)\b"
+       r"|\byou\s+will\s+now\s+(?:act|behave|respond|answer|be)\b|\bact\s+as\s+(?:if\s+you\s+(?:are|were)\s+)?"
+       r"(?:an?\s+)?(?:unrestricted|unfiltered|jailbroken|evil|dan\b|different|uncensored)|\b(?:pretend|simulate)\s+"
+       r"(?:to\s+be|you\s+are|being)\s+(?:an?\s+|the\s+)?(?:unrestricted|unfiltered|jailbroken|evil|dan\b|system|"
+       r"developer|admin|ai\s+(?:that|which|with))|\benter\s+(?:developer|debug|god|admin|dan|jailbreak|maintenance)"
+       r"\s+mode|\b(?:developer|debug|god|dan|jailbreak)\s+mode\s+(?:is\s+(?:now\s+)?)?(?:enabled|activated|on\b)"
+       r"(?!\s+(?:android|ios|iphone|your\s+phone|the\s+phone|windows|chrome))|\bswitching\s+persona\b|\bmode\s+switch\b",
+       "reassigns the agent's role"),
+    _r("addressed_to_ai", 0.8, r"(?:\b(?:note|message|instructions?|reminder|attention|directive|memo|notice)\s+"
+       r"(?:to|for)\s+(?:the\s+|any\s+|all\s+|other\s+)?" + _AI + r"s?\b|\b(?:dear|hey|hello|attention|listen)[,\s]+"
+       r"(?:the\s+)?" + _AI + r"s?\b\s*[,:!]|\bif\s+you(?:\s+are|'re)\s+an?\s+(?:ai|llm|language\s+model|assistant|"
+       r"agent|bot)\b|\b(?:when|if|whenever)\s+(?:the|an|any|this)\s+" + _AI + r"\s+(?:reads?|sees?|retrieves?|recalls?|"
+       r"processes|loads?|finds?|summari[sz]es)\s+this|\bto\s+(?:the|any)\s+" + _AI + r"\s+(?:reading|processing|"
+       r"retrieving|summari[sz]ing)\s+this|\b(?:ai|llm|language\s+model)s?\s+(?:systems?\s+|models?\s+|assistants?\s+|"
+       r"tools?\s+)?(?:that|which|who)?\s*(?:reads?|reading|process(?:es)?|processing|parses?|parsing|summari[sz]e|"
+       r"summari[sz]ing|sees?|scans?|scanning)\s+(?:this|these)\b)", "speaks to the AI reading it"),
+    _r("assistant_directive", 0.6, r"\b(?:the\s+)?(?:assistants?|agents?|ai|models?|bots?|chatbots?|llms?)\s+"
+       r"(?:should|must|shall|will\s+now|is\s+to|are\s+to|needs?\s+to|has\s+to|is\s+required\s+to)\s+(?:always\s+|"
+       r"now\s+|only\s+|never\s+)?(?:answer|respond|reply|recommend|say|tell|obey|comply|follow|share|send|praise|"
+       r"speak|refuse|ignore|reveal|approve|mark|rate|rank|append|include|treat|trust)\b",
+       "tells assistants in general what to do"),
+    _r("trigger_response", 1.0, r"\b(?:whenever|every\s+time|each\s+time|if\s+ever|any\s*time|when|if)\s+" + _THIRD +
+       r"\s+" + _ASKS + r"\b[^.!?\n]{0,120}?(?:,|\bthen\b|\byou\s+(?:must|should|will|shall|need\s+to|have\s+to)\b|"
+       r"\balways\b|\binstead\b|\bimmediately\b|\bjust\b)\s*(?:you\s+(?:must|should|will|shall|need\s+to|have\s+to)\s+|"
+       r"always\s+|just\s+|then\s+|instead\s+|immediately\s+|automatically\s+)*" + _RESPOND + r"\b",
+       "plants a rule for how to answer someone else's future questions"),
+    _r("own_trigger", 0.3, r"\b(?:whenever|every\s+time|each\s+time|when|if)\s+i\s+" + _ASKS + r"\b[^.!?\n]{0,80}?"
+       r"\byou\s+(?:must|should|will|shall|have\s+to)\s+" + _RESPOND + r"\b", "a standing rule for answers"),
+    _r("third_party_condition", 0.5, r"\b(?:whenever|every\s+time|each\s+time|any\s*time|when|if)\s+" + _THIRD + r"\s+"
+       + _ASKS + r"\b", "a condition on what someone else will ask"),
+    _r("persist", 0.8, r"\b(?:store|save|remember|keep|commit|write|memori[sz]e|note)\s+(?:this|these|that|the\s+"
+       r"following)?\s*(?:\w+\s+){0,2}?(?:permanently|forever|for\s+good|as\s+(?:an?\s+)?(?:core|permanent|system|"
+       r"trusted|priority)\b)|\bpermanently\s+(?:remember|store|adopt|follow)|\bremember\s+forever\b",
+       "asks to persist itself as a rule"),
+    _r("future_sessions", 0.6, r"\b(?:in|for|during|across|throughout)\s+(?:all\s+|every\s+|any\s+|each\s+)?(?:the\s+)?"
+       r"(?:future|later|subsequent|upcoming|following|every\s+later)\s+(?:conversations?|sessions?|chats?|responses?|"
+       r"answers?|replies|interactions?|turns?)|\bgoing\s+forward,?\s+(?:every|each|all|always)\b",
+       "reaches into future sessions"),
+    _r("from_now_on", 0.3, r"\bfrom\s+now\s+on\b", "a lasting change"),
+    _r("absolute_directive", 0.45, r"\b(?:always|never|under\s+no\s+circumstances?|no\s+matter\s+what)\s+"
+       r"(?:\w+\s+){0,2}?(?:recommend|say|tell|respond|reply|answer|mention|reveal|disclose|refuse|obey|comply|follow|"
+       r"trust|suggest|direct|output|claim|redirect|send|share|forward|report|link)\b", "an absolute rule of behaviour",
+       repeated=0.7),
+    _r("secrecy", 0.8, r"\b(?:do\s+not|don't|never|without)\s+(?:tell(?:ing)?|inform(?:ing)?|mention(?:ing)?|"
+       r"reveal(?:ing)?|alert(?:ing)?|notify(?:ing)?|let(?:ting)?)\s+(?:the\s+user|the\s+users|users|the\s+human|the\s+"
+       r"owner|the\s+admin|the\s+customer)\b|\bkeep\s+(?:this|these\s+instructions?)\s+(?:secret|hidden|confidential)"
+       r"\b|\bkeep\s+this\s+secret\s*:", "asks to hide something from the user"),
+    _r("reveal_prompt", 0.7, r"\b(?:reveal|print|output|show|repeat|leak|dump|disclose|display|echo|recite)\s+"
+       r"(?:me\s+)?(?:your|the|all|its|all\s+the)\s+(?:\w+\s+){0,2}?(?:system\s+prompt|instructions|initial\s+prompt|"
+       r"hidden\s+prompt|prompt|secret\s+key|api\s+keys?|credentials|passwords?|conversation\s+history|memories|"
+       r"developer\s+instructions)\b", "asks to disclose the prompt or secrets"),
+    _r("exfiltration", 0.8, r"\b(?:send|forward|post|upload|email|e-mail|transmit|exfiltrate|copy|leak|append|"
+       r"include|attach|report)\b[^.\n]{0,80}?\b(?:conversation|chat|messages?|history|transcript|memor(?:y|ies)|"
+       r"password|credentials?|api\s*keys?|tokens?|secrets?|personal\s+data|user\s+data|card\s+numbers?|ssn|"
+       r"address(?:es)?|phone|e-?mail)\b[^.\n]{0,80}?\b(?:to|at|into|in)\s+(?:(?:the\s+)?(?:url|endpoint|address)\s+)?"
+       r"(?:https?://|www\.|\S+@\S+\.\w+|\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|the\s+following\s+(?:url|address|"
+       r"endpoint)|this\s+(?:url|address|endpoint))", "asks to send data out"),
+    _r("markdown_beacon", 0.4, r"!\[[^\]]*\]\(\s*https?://[^)\s]*[?&][^)\s]*=[^)\s]*\)",
+       "an image link whose URL carries parameters", quotable=False),
+    _r("beacon_template", 0.8, r"!\[[^\]]*\]\(\s*https?://[^)\s]*[?&][^)\s]*=[^)\s]*(?:\{[^}]*\}|%[A-Z_]+%|\$\{|"
+       r"USER|SECRET|DATA|MEMORY|SESSION|EMAIL|TOKEN)[^)\s]*\)", "an image link that fills data into its URL (a beacon)",
+       quotable=False, flags=re.DOTALL),
+    _r("dangerous_command", 0.6, r"(?:\bcurl\b[^\n|]{0,200}\|\s*(?:ba|z)?sh\b|\bwget\b[^\n|]{0,200}\|\s*(?:ba)?sh\b|"
        r"\brm\s+-rf\s+(?:/|~|\*|\$HOME)|\bchmod\s+777\s+/|:\(\)\s*\{\s*:\|:&\s*\};:|\bDROP\s+TABLE\b|"
-       r"\bpowershell\b[^\n]{0,40}-enc)", "a destructive or remote-execution command"),
+       r"\bpowershell\b[^\n]{0,40}-enc|/etc/passwd|\.exe\b)", "a destructive or remote-execution command"),
     _r("execute_order", 0.5, r"\b(?:execute|run|call|invoke|trigger|use)\s+(?:the\s+)?(?:following|this|these|"
-       r"below)\s+(?:\w+\s+)?(?:command|code|script|tool|function|payload|action|api\s+call)s?\b|"
-       r"\b(?:immediately|silently|automatically|without\s+(?:asking|confirmation|permission))\s+(?:\w+\s+){0,2}?"
-       r"(?:execute|run|call|invoke|transfer|send|delete|approve|grant|purchase|pay|book|click|download|install)\b",
+       r"below)\s+(?:\w+\s+)?(?:command|code|script|tool|function|payload|action|api\s+call)s?\b",
        "orders an action"),
+    _r("covert_action", 0.7, r"\b(?:immediately|silently|quietly|secretly|automatically|without\s+(?:asking|"
+       r"confirmation|permission|review|telling))\s+(?:\w+\s+){0,2}?(?:execute|run|call|invoke|transfer|send|delete|"
+       r"approve|grant|purchase|pay|book|click|download|install|add|forward|sign|wire|share|buy)\b|\b(?:execute|run|"
+       r"transfer|send|delete|approve|grant|purchase|pay|download|install|forward|wire|share|buy)\b[^.\n]{0,60}?"
+       r"\b(?:without\s+(?:asking|confirmation|permission|review|telling)|silently|automatically)\b",
+       "orders an action to be taken unseen or unconfirmed"),
     # Role and turn markers of chat formats, and of tool calls.
     _r("chat_token", 1.0, r"<\|\s*(?:im_start|im_end|system|user|assistant|endoftext|eot_id|start_header_id|"
        r"end_header_id|begin_of_text|channel|message|start|end|tool|ipython)\s*\|>|\[/?INST\]|<</?SYS>>|"
        r"<start_of_turn>|<end_of_turn>", "a chat-template token that opens or closes a turn"),
     _r("role_header", 0.8, r"(?:^|\n)\s*(?:#{1,4}\s*|\*\*)?(?:system|developer|system\s+prompt|system\s+message|"
-       r"instructions?|assistant|admin|administrator|root|sudo|operator)\s*(?:\*\*)?\s*(?::|\]|>)"
+       r"instructions?|assistant|admin|administrator|root|sudo|operator|system\s+notice)\s*(?:\*\*)?\s*(?::|\]|>)"
        r"|(?:^|\n)\s*\[(?:system|developer|admin|instructions?|assistant)(?:\s+(?:note|message|override))?\]"
-       r"|<\s*/?\s*(?:system|developer|sys|instructions?|admin|assistant|im_start)\s*>",
-       "a system, developer or assistant turn header"),
+       r"|<\s*/?\s*(?:system|developer|sys|instructions?|admin|assistant|im_start)\s*>|\b(?:system|developer)\s+"
+       r"(?:note|notice|override|message)\s*[:\]]", "a system, developer or assistant turn header"),
     _r("transcript_turn", 0.3, r"(?:^|\n)\s*(?:human|user|assistant|ai|bot)\s*:\s*\S[^\n]*\n\s*(?:human|user|"
        r"assistant|ai|bot)\s*:", "a forged dialogue of turns"),
-    _r("tool_call", 0.6, r"<\s*/?\s*(?:tool_call|tool_use|function_call|function_calls|invoke|tool_code|"
+    _r("tool_call", 0.6, r"<\s*/?\s*(?:tool_call|tool_use|tool_result|function_call|function_calls|invoke|tool_code|"
        r"antml:invoke|function)\b[^>]*>|\"(?:tool_calls|function_call|tool_use)\"\s*:|\{\s*\"name\"\s*:\s*\"[\w.-]+"
        r"\"\s*,\s*\"(?:arguments|parameters|args|input)\"\s*:|(?:^|\n)\s*Action\s*:\s*\w+\s*\n\s*Action\s+Input\s*:|"
        r"\bfunctions\.\w+\s*\(", "tool or function-call syntax"),
@@ -150,14 +191,19 @@ RULES: tuple[Rule, ...] = (
     _r("encoding_order", 0.6, r"\b(?:decode|decrypt|deobfuscate|unscramble|reverse|translate)\s+(?:and\s+"
        r"(?:follow|execute|obey|run)\s+)?(?:this|the\s+following|the\s+text|it|below)\b[^.\n]{0,40}?"
        r"(?:base64|rot13|rot-13|hex|binary|cipher|backwards)?|\b(?:base64|rot13|rot-13|hex)[- ]?(?:encoded|"
-       r"decoded)?\s+(?:instructions?|payload|commands?|message)\b", "asks to decode hidden text"),
+       r"decoded)?\s+(?:instructions?|payload|commands?|message)\b|\b(?:from|in)\s+(?:rot13|rot-13|base64|hex)\s+"
+       r"and\s+(?:obey|follow|execute|run)\b", "asks to decode hidden text"),
 )
+# Matched on the text with everything but letters removed: obfuscated spellings of an override.
+_SQUASHED_OVERRIDE = re.compile(r"(?:ignore|disregard|forget|bypass|override)(?:all|any|the|your)?(?:previous|prior|"
+                                r"above|earlier|system|original)(?:instructions|rules|prompts?|directions|guidelines|"
+                                r"directives)")
 
 _ZERO_WIDTH = re.compile("[\u200b\u2060-\u2064\u180e\u00ad\ufeff\u034f\u115f\u1160\u3164]")
 _JOINERS = re.compile("(?<=[A-Za-z])[\u200c\u200d](?=[A-Za-z])")
 _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
 _TAGS = re.compile("[\U000e0000-\U000e007f]+")
-_BASE64 = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{24,}={0,2}(?![A-Za-z0-9+/=])")
+_BASE64 = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{24,}={0,2}(?![A-Za-z0-9+/=])")
 _HEX = re.compile(r"(?:\\x[0-9a-fA-F]{2}){8,}|(?<![0-9a-fA-F])(?:[0-9a-fA-F]{2}){16,}(?![0-9a-fA-F])")
 _SPACED = re.compile(r"\b(?:[A-Za-z][ .\-_*]){5,}[A-Za-z]\b")
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
@@ -171,6 +217,12 @@ _DISCUSSION = re.compile(r"\b(?:prompt\s+injection|jailbreak(?:s|ing)?|injection
                          r"lol|funny|meme|novel|story|character|scene|game|play(?:ing)?|role[- ]?play|dm)\b",
                          re.IGNORECASE)
 DISCUSSION_FACTOR = 0.4
+# A marker named as a thing ("the <|im_start|> token", "[INST] tags") is talked about, not used.
+_MENTION = re.compile(r"^\W{0,3}(?:and\s+\S+\s+)?(?:tokens?|tags?|markers?|headers?|delimiters?|strings?|phrases?|"
+                      r"syntax|format)\b", re.IGNORECASE)
+# Text that a renderer hides: scored on its own too, so that a hidden "system:" starts a line.
+_HIDDEN_SPANS = re.compile(r"<!--(.*?)-->|<([a-z]+)[^>]*(?:display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:"
+                           r"\s*0|opacity\s*:\s*0|\shidden\b)[^>]*>(.*?)</\2\s*>", re.IGNORECASE | re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -252,7 +304,7 @@ def _hidden(text: str) -> list[Signal]:
     if text.startswith("\ufeff"):
         zero = zero[1:]  # a byte order mark at the start is an encoding artefact
     if zero:
-        signals.append(Signal("zero_width", 0.6 if len(zero) >= 2 else 0.3,
+        signals.append(Signal("zero_width", 0.9 if len(zero) >= 4 else 0.6 if len(zero) >= 2 else 0.3,
                               f"{len(zero)} zero-width character(s)", "invisible characters inside the text"))
     bidi = _BIDI.findall(text)
     if bidi:
@@ -284,7 +336,23 @@ def _views(text: str) -> list[tuple[str, str]]:
         views.append(("leet:", leet))
     for how, decoded in _decoded_payloads(plain):
         views.append((f"{how}:", decoded))
+    for match in _HIDDEN_SPANS.finditer(plain):
+        inner = (match.group(1) or match.group(3) or "").strip()
+        if inner:
+            views.append(("hidden:", inner))
     return views
+
+
+def _weight(rule: Rule, view: str, match: re.Match[str], plain: bool, discussion: bool) -> float:
+    """Return what a match weighs: more when the rule matches again, less when the text talks about it."""
+    weight = rule.weight
+    if rule.repeated is not None and len(rule.pattern.findall(view)) > 1:
+        weight = rule.repeated
+    if rule.quotable and plain:
+        around = view[max(0, match.start() - 40):match.start()] + match.group(0)[:1] + view[match.end():match.end() + 2]
+        if (discussion and _QUOTED.search(around)) or _MENTION.search(view[match.end():match.end() + 40]):
+            weight *= DISCUSSION_FACTOR
+    return weight
 
 
 def score_text(text: str) -> tuple[float, list[Signal]]:
@@ -294,30 +362,26 @@ def score_text(text: str) -> tuple[float, list[Signal]]:
         half = MAX_SCANNED_CHARS // 2
         text = text[:half] + "\n" + text[-half:]
     signals = _hidden(text)
-    discussion = None
     fired: dict[str, Signal] = {}
-    for prefix, view in _views(text):
+    views = _views(text)
+    discussion = _DISCUSSION.search(views[0][1]) is not None
+    for prefix, view in views:
         for rule in RULES:
-            if rule.name in fired and not prefix:
-                continue
             match = rule.pattern.search(view)
             if match is None:
                 continue
-            weight = rule.weight
-            if rule.quotable and not prefix:
-                if discussion is None:
-                    discussion = _DISCUSSION.search(view) is not None
-                before = view[max(0, match.start() - 40):match.start()]
-                if discussion and _QUOTED.search(before + match.group(0)[:1] + view[match.end():match.end() + 2]):
-                    weight *= DISCUSSION_FACTOR
-            found = Signal(prefix + rule.name if prefix else rule.name, weight, _clip(match.group(0)), rule.why)
-            key = rule.name
-            if key not in fired or fired[key].weight < weight:
-                fired[key] = found
-    if any(s.name.startswith(("base64:", "hex:")) for s in fired.values()):
+            weight = _weight(rule, view, match, not prefix, discussion)
+            if rule.name not in fired or fired[rule.name].weight < weight:
+                fired[rule.name] = Signal(prefix + rule.name, weight, _clip(match.group(0)), rule.why)
+    squashed = re.sub(r"[^a-z]", "", views[0][1].lower().translate(_LEET))
+    if "override" not in fired and _SQUASHED_OVERRIDE.search(squashed):
+        fired["override"] = Signal("squashed:override", 1.0, _SQUASHED_OVERRIDE.search(squashed).group(0),  # type: ignore[union-attr]
+                                   "tells the agent to drop its instructions, in an obfuscated spelling")
+    names = [s.name for s in fired.values()]
+    if any(n.startswith(("base64:", "hex:")) for n in names):
         signals.append(Signal("encoded_payload", 0.4, "decoded text carries instructions",
                               "instructions hidden in an encoding"))
-    elif any(s.name.startswith(("spaced:", "leet:")) for s in fired.values()):
+    elif any(n.startswith(("spaced:", "leet:", "squashed:")) for n in names):
         signals.append(Signal("obfuscated", 0.3, "matched only once letters were joined or de-leeted",
                               "obfuscated spelling of instructions"))
     signals.extend(fired.values())
