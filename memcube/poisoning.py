@@ -55,144 +55,144 @@ def _r(name: str, weight: float, pattern: str, why: str, *, quotable: bool = Tru
     return Rule(name, weight, re.compile(pattern, flags), why, quotable, repeated)
 
 
-_IGNORE = r"(?:ignore|disregard|forget|override|bypass|skip|abandon|set\s+aside|discard|drop|throw\s+out|neglect)"
+_IGNORE = r"(?:ignore|disregard|forget|override|bypass|skip|abandon|set\s{1,40}aside|discard|drop|throw\s{1,40}out|neglect)"
 _PRIOR = (r"(?:all|any|every|the|your|its|previous|prior|above|earlier|preceding|foregoing|existing|original|"
           r"initial|old|former|system|developer|safety|these|those|other|above-mentioned)")
 _ORDERS = (r"(?:instructions?|prompts?|rules?|directives?|directions|guidelines?|guardrails?|constraints?|"
-           r"programming|orders?|commands?|polic(?:y|ies)|restrictions?|context|training|system\s+message)")
-_AI = (r"(?:ai|a\.i\.|assistant|agent|model|llm|language\s+model|chat\s?bot|gpt|chatgpt|claude|gemini|copilot|"
-       r"bot|memory\s+system|retrieval\s+system)")
+           r"programming|orders?|commands?|polic(?:y|ies)|restrictions?|context|training|system\s{1,40}message)")
+_AI = (r"(?:ai|a\.i\.|assistant|agent|model|llm|language\s{1,40}model|chat\s?bot|gpt|chatgpt|claude|gemini|copilot|"
+       r"bot|memory\s{1,40}system|retrieval\s{1,40}system)")
 
-_THIRD = (r"(?:the\s+user|a\s+user|users|the\s+customer|a\s+customer|customers|the\s+client|clients|anyone|someone|"
-          r"somebody|any\s+user|visitors?|callers?|the\s+caller|the\s+patient|people|the\s+human|the\s+reader)")
-_ASKS = (r"(?:asks?|mentions?|says?|types?|requests?|wants?|brings?\s+up|inquires?|talks?\s+about|queries|searches|"
-         r"logs?\s+in|calls?|writes?|needs?)")
+_THIRD = (r"(?:the\s{1,40}user|a\s{1,40}user|users|the\s{1,40}customer|a\s{1,40}customer|customers|the\s{1,40}client|clients|anyone|someone|"
+          r"somebody|any\s{1,40}user|visitors?|callers?|the\s{1,40}caller|the\s{1,40}patient|people|the\s{1,40}human|the\s{1,40}reader)")
+_ASKS = (r"(?:asks?|mentions?|says?|types?|requests?|wants?|brings?\s{1,40}up|inquires?|talks?\s{1,40}about|queries|searches|"
+         r"logs?\s{1,40}in|calls?|writes?|needs?)")
 _RESPOND = (r"(?:say|tell|answer|respond|reply|recommend|suggest|output|redirect|send|direct|point|refuse|claim|insist|"
             r"include|append|add|mention|reveal|give|state|print|return|link|quote|ask|book|buy|order|approve|use|"
             r"charge|transfer|share|forward|warn|offer|push|promote|cite|rate|report)")
 
 RULES: tuple[Rule, ...] = (
     # Overriding what the agent was told.
-    _r("override", 1.0, r"(?:" + _IGNORE + r"\b(?:\W+\w+){0,3}?\W+" + _PRIOR + r"\b(?:\W+\w+){0,3}?\W+" + _ORDERS +
-       r"\b|\b(?:forget|ignore|disregard)\s+(?:what|everything|anything|all)\s+(?:\w+\s+){0,2}?(?:you\s+(?:were|have"
-       r"\s+been|are)\s+)?(?:told|taught|instructed|given|programmed)|\b(?:instructions|rules|guidelines|prompt|"
-       r"directives|guardrails|polic(?:y|ies))\s+(?:\w+\s+){0,2}?(?:no\s+longer\s+apply|(?:are|is)\s+(?:now\s+)?"
-       r"(?:void|cancell?ed|invalid|obsolete|revoked|outdated|a\s+test|fake|suspended|lifted|disabled|"
-       r"superseded)|(?:have|has)\s+been\s+(?:revoked|cancell?ed|replaced|lifted|superseded))|\b(?:supersedes?|"
-       r"takes?\s+precedence\s+over|overrides?)\s+(?:your|the|any|all)\s+(?:\w+\s+){0,2}?(?:system\s+prompt|"
-       r"instructions|prior\s+guidance|rules))", "tells the agent to drop its instructions"),
-    _r("new_instructions", 0.8, r"\b(?:new|updated|revised|real|actual|true|hidden|secret|additional|override)\s+"
-       r"(?:system\s+)?(?:instructions?|directives?|orders|rules|prompt)\s*(?::|\b(?:follow|are|is)\b)|\byour\s+"
-       r"(?:new|real|actual|true|only)\s+(?:task|role|goal|purpose|objective|job|instructions?|persona|mission|"
-       r"directive)\s+(?:is|are|will\s+be)\b", "announces new instructions"),
-    _r("role_reassign", 1.0, r"\b(?:you\s+are\s+now|you're\s+now|you\s+are\s+no\s+longer|you're\s+no\s+longer)\s+"
-       r"(?:an?\s+|the\s+|in\s+|called\s+|named\s+|dan\b|free\b|unrestricted|unfiltered|jailbroken)|\bfrom\s+(?:now\s+"
-       r"on|this\s+moment|this\s+point)\s*,?\s+you\s+(?:are|will\s+(?:be|act|behave|respond|answer|now)|must|shall)\b"
-       r"|\byou\s+will\s+now\s+(?:act|behave|respond|answer|be)\b|\bact\s+as\s+(?:if\s+you\s+(?:are|were)\s+)?"
-       r"(?:an?\s+)?(?:unrestricted|unfiltered|jailbroken|evil|dan\b|different|uncensored)|\b(?:pretend|simulate)\s+"
-       r"(?:to\s+be|you\s+are|being)\s+(?:an?\s+|the\s+)?(?:unrestricted|unfiltered|jailbroken|evil|dan\b|system|"
-       r"developer|admin|ai\s+(?:that|which|with))|\benter\s+(?:developer|debug|god|admin|dan|jailbreak|maintenance)"
-       r"\s+mode|\b(?:developer|debug|god|dan|jailbreak)\s+mode\s+(?:is\s+(?:now\s+)?)?(?:enabled|activated|on\b)"
-       r"(?!\s+(?:android|ios|iphone|your\s+phone|the\s+phone|windows|chrome))|\bswitching\s+persona\b|\bmode\s+switch\b",
+    _r("override", 1.0, r"(?:" + _IGNORE + r"\b(?:\W{1,40}\w{1,40}){0,3}?\W{1,40}" + _PRIOR + r"\b(?:\W{1,40}\w{1,40}){0,3}?\W{1,40}" + _ORDERS +
+       r"\b|\b(?:forget|ignore|disregard)\s{1,40}(?:what|everything|anything|all)\s{1,40}(?:\w{1,40}\s{1,40}){0,2}?(?:you\s{1,40}(?:were|have"
+       r"\s{1,40}been|are)\s{1,40})?(?:told|taught|instructed|given|programmed)|\b(?:instructions|rules|guidelines|prompt|"
+       r"directives|guardrails|polic(?:y|ies))\s{1,40}(?:\w{1,40}\s{1,40}){0,2}?(?:no\s{1,40}longer\s{1,40}apply|(?:are|is)\s{1,40}(?:now\s{1,40})?"
+       r"(?:void|cancell?ed|invalid|obsolete|revoked|outdated|a\s{1,40}test|fake|suspended|lifted|disabled|"
+       r"superseded)|(?:have|has)\s{1,40}been\s{1,40}(?:revoked|cancell?ed|replaced|lifted|superseded))|\b(?:supersedes?|"
+       r"takes?\s{1,40}precedence\s{1,40}over|overrides?)\s{1,40}(?:your|the|any|all)\s{1,40}(?:\w{1,40}\s{1,40}){0,2}?(?:system\s{1,40}prompt|"
+       r"instructions|prior\s{1,40}guidance|rules))", "tells the agent to drop its instructions"),
+    _r("new_instructions", 0.8, r"\b(?:new|updated|revised|real|actual|true|hidden|secret|additional|override)\s{1,40}"
+       r"(?:system\s{1,40})?(?:instructions?|directives?|orders|rules|prompt)\s{0,40}(?::|\b(?:follow|are|is)\b)|\byour\s{1,40}"
+       r"(?:new|real|actual|true|only)\s{1,40}(?:task|role|goal|purpose|objective|job|instructions?|persona|mission|"
+       r"directive)\s{1,40}(?:is|are|will\s{1,40}be)\b", "announces new instructions"),
+    _r("role_reassign", 1.0, r"\b(?:you\s{1,40}are\s{1,40}now|you're\s{1,40}now|you\s{1,40}are\s{1,40}no\s{1,40}longer|you're\s{1,40}no\s{1,40}longer)\s{1,40}"
+       r"(?:an?\s{1,40}|the\s{1,40}|in\s{1,40}|called\s{1,40}|named\s{1,40}|dan\b|free\b|unrestricted|unfiltered|jailbroken)|\bfrom\s{1,40}(?:now\s{1,40}"
+       r"on|this\s{1,40}moment|this\s{1,40}point)\s{0,40},?\s{1,40}you\s{1,40}(?:are|will\s{1,40}(?:be|act|behave|respond|answer|now)|must|shall)\b"
+       r"|\byou\s{1,40}will\s{1,40}now\s{1,40}(?:act|behave|respond|answer|be)\b|\bact\s{1,40}as\s{1,40}(?:if\s{1,40}you\s{1,40}(?:are|were)\s{1,40})?"
+       r"(?:an?\s{1,40})?(?:unrestricted|unfiltered|jailbroken|evil|dan\b|different|uncensored)|\b(?:pretend|simulate)\s{1,40}"
+       r"(?:to\s{1,40}be|you\s{1,40}are|being)\s{1,40}(?:an?\s{1,40}|the\s{1,40})?(?:unrestricted|unfiltered|jailbroken|evil|dan\b|system|"
+       r"developer|admin|ai\s{1,40}(?:that|which|with))|\benter\s{1,40}(?:developer|debug|god|admin|dan|jailbreak|maintenance)"
+       r"\s{1,40}mode|\b(?:developer|debug|god|dan|jailbreak)\s{1,40}mode\s{1,40}(?:is\s{1,40}(?:now\s{1,40})?)?(?:enabled|activated|on\b)"
+       r"(?!\s{1,40}(?:android|ios|iphone|your\s{1,40}phone|the\s{1,40}phone|windows|chrome))|\bswitching\s{1,40}persona\b|\bmode\s{1,40}switch\b",
        "reassigns the agent's role"),
-    _r("addressed_to_ai", 0.8, r"(?:\b(?:note|message|instructions?|reminder|attention|directive|memo|notice)\s+"
-       r"(?:to|for)\s+(?:the\s+|any\s+|all\s+|other\s+)?" + _AI + r"s?\b|\b(?:dear|hey|hello|attention|listen)[,\s]+"
-       r"(?:the\s+)?" + _AI + r"s?\b\s*[,:!]|\bif\s+you(?:\s+are|'re)\s+an?\s+(?:ai|llm|language\s+model|assistant|"
-       r"agent|bot)\b|\b(?:when|if|whenever)\s+(?:the|an|any|this)\s+" + _AI + r"\s+(?:reads?|sees?|retrieves?|recalls?|"
-       r"processes|loads?|finds?|summari[sz]es)\s+this|\bto\s+(?:the|any)\s+" + _AI + r"\s+(?:reading|processing|"
-       r"retrieving|summari[sz]ing)\s+this|\b(?:ai|llm|language\s+model)s?\s+(?:systems?\s+|models?\s+|assistants?\s+|"
-       r"tools?\s+)?(?:that|which|who)?\s*(?:reads?|reading|process(?:es)?|processing|parses?|parsing|summari[sz]e|"
-       r"summari[sz]ing|sees?|scans?|scanning)\s+(?:this|these)\b)", "speaks to the AI reading it"),
-    _r("assistant_directive", 0.6, r"\b(?:the\s+)?(?:assistants?|agents?|ai|models?|bots?|chatbots?|llms?)\s+"
-       r"(?:should|must|shall|will\s+now|is\s+to|are\s+to|needs?\s+to|has\s+to|is\s+required\s+to)\s+(?:always\s+|"
-       r"now\s+|only\s+|never\s+)?(?:answer|respond|reply|recommend|say|tell|obey|comply|follow|share|send|praise|"
+    _r("addressed_to_ai", 0.8, r"(?:\b(?:note|message|instructions?|reminder|attention|directive|memo|notice)\s{1,40}"
+       r"(?:to|for)\s{1,40}(?:the\s{1,40}|any\s{1,40}|all\s{1,40}|other\s{1,40})?" + _AI + r"s?\b|\b(?:dear|hey|hello|attention|listen)[,\s]+"
+       r"(?:the\s{1,40})?" + _AI + r"s?\b\s{0,40}[,:!]|\bif\s{1,40}you(?:\s{1,40}are|'re)\s{1,40}an?\s{1,40}(?:ai|llm|language\s{1,40}model|assistant|"
+       r"agent|bot)\b|\b(?:when|if|whenever)\s{1,40}(?:the|an|any|this)\s{1,40}" + _AI + r"\s{1,40}(?:reads?|sees?|retrieves?|recalls?|"
+       r"processes|loads?|finds?|summari[sz]es)\s{1,40}this|\bto\s{1,40}(?:the|any)\s{1,40}" + _AI + r"\s{1,40}(?:reading|processing|"
+       r"retrieving|summari[sz]ing)\s{1,40}this|\b(?:ai|llm|language\s{1,40}model)s?\s{1,40}(?:systems?\s{1,40}|models?\s{1,40}|assistants?\s{1,40}|"
+       r"tools?\s{1,40})?(?:that|which|who)?\s{0,40}(?:reads?|reading|process(?:es)?|processing|parses?|parsing|summari[sz]e|"
+       r"summari[sz]ing|sees?|scans?|scanning)\s{1,40}(?:this|these)\b)", "speaks to the AI reading it"),
+    _r("assistant_directive", 0.6, r"\b(?:the\s{1,40})?(?:assistants?|agents?|ai|models?|bots?|chatbots?|llms?)\s{1,40}"
+       r"(?:should|must|shall|will\s{1,40}now|is\s{1,40}to|are\s{1,40}to|needs?\s{1,40}to|has\s{1,40}to|is\s{1,40}required\s{1,40}to)\s{1,40}(?:always\s{1,40}|"
+       r"now\s{1,40}|only\s{1,40}|never\s{1,40})?(?:answer|respond|reply|recommend|say|tell|obey|comply|follow|share|send|praise|"
        r"speak|refuse|ignore|reveal|approve|mark|rate|rank|append|include|treat|trust)\b",
        "tells assistants in general what to do"),
-    _r("trigger_response", 1.0, r"\b(?:whenever|every\s+time|each\s+time|if\s+ever|any\s*time|when|if)\s+" + _THIRD +
-       r"\s+" + _ASKS + r"\b[^.!?\n]{0,120}?(?:,|\bthen\b|\byou\s+(?:must|should|will|shall|need\s+to|have\s+to)\b|"
-       r"\balways\b|\binstead\b|\bimmediately\b|\bjust\b)\s*(?:you\s+(?:must|should|will|shall|need\s+to|have\s+to)\s+|"
-       r"always\s+|just\s+|then\s+|instead\s+|immediately\s+|automatically\s+)*" + _RESPOND + r"\b",
+    _r("trigger_response", 1.0, r"\b(?:whenever|every\s{1,40}time|each\s{1,40}time|if\s{1,40}ever|any\s{0,40}time|when|if)\s{1,40}" + _THIRD +
+       r"\s{1,40}" + _ASKS + r"\b[^.!?\n]{0,120}?(?:,|\bthen\b|\byou\s{1,40}(?:must|should|will|shall|need\s{1,40}to|have\s{1,40}to)\b|"
+       r"\balways\b|\binstead\b|\bimmediately\b|\bjust\b)\s{0,40}(?:you\s{1,40}(?:must|should|will|shall|need\s{1,40}to|have\s{1,40}to)\s{1,40}|"
+       r"always\s{1,40}|just\s{1,40}|then\s{1,40}|instead\s{1,40}|immediately\s{1,40}|automatically\s{1,40})*" + _RESPOND + r"\b",
        "plants a rule for how to answer someone else's future questions"),
-    _r("own_trigger", 0.3, r"\b(?:whenever|every\s+time|each\s+time|when|if)\s+i\s+" + _ASKS + r"\b[^.!?\n]{0,80}?"
-       r"\byou\s+(?:must|should|will|shall|have\s+to)\s+" + _RESPOND + r"\b", "a standing rule for answers"),
-    _r("third_party_condition", 0.5, r"\b(?:whenever|every\s+time|each\s+time|any\s*time|when|if)\s+" + _THIRD + r"\s+"
+    _r("own_trigger", 0.3, r"\b(?:whenever|every\s{1,40}time|each\s{1,40}time|when|if)\s{1,40}i\s{1,40}" + _ASKS + r"\b[^.!?\n]{0,80}?"
+       r"\byou\s{1,40}(?:must|should|will|shall|have\s{1,40}to)\s{1,40}" + _RESPOND + r"\b", "a standing rule for answers"),
+    _r("third_party_condition", 0.5, r"\b(?:whenever|every\s{1,40}time|each\s{1,40}time|any\s{0,40}time|when|if)\s{1,40}" + _THIRD + r"\s{1,40}"
        + _ASKS + r"\b", "a condition on what someone else will ask"),
-    _r("persist", 0.8, r"\b(?:store|save|remember|keep|commit|write|memori[sz]e|note)\s+(?:this|these|that|the\s+"
-       r"following)?\s*(?:\w+\s+){0,2}?(?:permanently|forever|for\s+good|as\s+(?:an?\s+)?(?:core|permanent|system|"
-       r"trusted|priority)\b)|\bpermanently\s+(?:remember|store|adopt|follow)|\bremember\s+forever\b",
+    _r("persist", 0.8, r"\b(?:store|save|remember|keep|commit|write|memori[sz]e|note)\s{1,40}(?:this|these|that|the\s{1,40}"
+       r"following)?\s{0,40}(?:\w{1,40}\s{1,40}){0,2}?(?:permanently|forever|for\s{1,40}good|as\s{1,40}(?:an?\s{1,40})?(?:core|permanent|system|"
+       r"trusted|priority)\b)|\bpermanently\s{1,40}(?:remember|store|adopt|follow)|\bremember\s{1,40}forever\b",
        "asks to persist itself as a rule"),
-    _r("future_sessions", 0.6, r"\b(?:in|for|during|across|throughout)\s+(?:all\s+|every\s+|any\s+|each\s+)?(?:the\s+)?"
-       r"(?:future|later|subsequent|upcoming|following|every\s+later)\s+(?:conversations?|sessions?|chats?|responses?|"
-       r"answers?|replies|interactions?|turns?)|\bgoing\s+forward,?\s+(?:every|each|all|always)\b",
+    _r("future_sessions", 0.6, r"\b(?:in|for|during|across|throughout)\s{1,40}(?:all\s{1,40}|every\s{1,40}|any\s{1,40}|each\s{1,40})?(?:the\s{1,40})?"
+       r"(?:future|later|subsequent|upcoming|following|every\s{1,40}later)\s{1,40}(?:conversations?|sessions?|chats?|responses?|"
+       r"answers?|replies|interactions?|turns?)|\bgoing\s{1,40}forward,?\s{1,40}(?:every|each|all|always)\b",
        "reaches into future sessions"),
-    _r("from_now_on", 0.3, r"\bfrom\s+now\s+on\b", "a lasting change"),
-    _r("absolute_directive", 0.45, r"\b(?:always|never|under\s+no\s+circumstances?|no\s+matter\s+what)\s+"
-       r"(?:\w+\s+){0,2}?(?:recommend|say|tell|respond|reply|answer|mention|reveal|disclose|refuse|obey|comply|follow|"
+    _r("from_now_on", 0.3, r"\bfrom\s{1,40}now\s{1,40}on\b", "a lasting change"),
+    _r("absolute_directive", 0.45, r"\b(?:always|never|under\s{1,40}no\s{1,40}circumstances?|no\s{1,40}matter\s{1,40}what)\s{1,40}"
+       r"(?:\w{1,40}\s{1,40}){0,2}?(?:recommend|say|tell|respond|reply|answer|mention|reveal|disclose|refuse|obey|comply|follow|"
        r"trust|suggest|direct|output|claim|redirect|send|share|forward|report|link)\b", "an absolute rule of behaviour",
        repeated=0.7),
-    _r("secrecy", 0.8, r"\b(?:do\s+not|don't|never|without)\s+(?:tell(?:ing)?|inform(?:ing)?|mention(?:ing)?|"
-       r"reveal(?:ing)?|alert(?:ing)?|notify(?:ing)?|let(?:ting)?)\s+(?:the\s+user|the\s+users|users|the\s+human|the\s+"
-       r"owner|the\s+admin|the\s+customer)\b|\bkeep\s+(?:this|these\s+instructions?)\s+(?:secret|hidden|confidential)"
-       r"\b|\bkeep\s+this\s+secret\s*:", "asks to hide something from the user"),
-    _r("reveal_prompt", 0.7, r"\b(?:reveal|print|output|show|repeat|leak|dump|disclose|display|echo|recite)\s+"
-       r"(?:me\s+)?(?:your|the|all|its|all\s+the)\s+(?:\w+\s+){0,2}?(?:system\s+prompt|instructions|initial\s+prompt|"
-       r"hidden\s+prompt|prompt|secret\s+key|api\s+keys?|credentials|passwords?|conversation\s+history|memories|"
-       r"developer\s+instructions)\b", "asks to disclose the prompt or secrets"),
+    _r("secrecy", 0.8, r"\b(?:do\s{1,40}not|don't|never|without)\s{1,40}(?:tell(?:ing)?|inform(?:ing)?|mention(?:ing)?|"
+       r"reveal(?:ing)?|alert(?:ing)?|notify(?:ing)?|let(?:ting)?)\s{1,40}(?:the\s{1,40}user|the\s{1,40}users|users|the\s{1,40}human|the\s{1,40}"
+       r"owner|the\s{1,40}admin|the\s{1,40}customer)\b|\bkeep\s{1,40}(?:this|these\s{1,40}instructions?)\s{1,40}(?:secret|hidden|confidential)"
+       r"\b|\bkeep\s{1,40}this\s{1,40}secret\s{0,40}:", "asks to hide something from the user"),
+    _r("reveal_prompt", 0.7, r"\b(?:reveal|print|output|show|repeat|leak|dump|disclose|display|echo|recite)\s{1,40}"
+       r"(?:me\s{1,40})?(?:your|the|all|its|all\s{1,40}the)\s{1,40}(?:\w{1,40}\s{1,40}){0,2}?(?:system\s{1,40}prompt|instructions|initial\s{1,40}prompt|"
+       r"hidden\s{1,40}prompt|prompt|secret\s{1,40}key|api\s{1,40}keys?|credentials|passwords?|conversation\s{1,40}history|memories|"
+       r"developer\s{1,40}instructions)\b", "asks to disclose the prompt or secrets"),
     _r("exfiltration", 0.8, r"\b(?:send|forward|post|upload|email|e-mail|transmit|exfiltrate|copy|leak|append|"
        r"include|attach|report)\b[^.\n]{0,80}?\b(?:conversation|chat|messages?|history|transcript|memor(?:y|ies)|"
-       r"password|credentials?|api\s*keys?|tokens?|secrets?|personal\s+data|user\s+data|card\s+numbers?|ssn|"
-       r"address(?:es)?|phone|e-?mail)\b[^.\n]{0,80}?\b(?:to|at|into|in)\s+(?:(?:the\s+)?(?:url|endpoint|address)\s+)?"
-       r"(?:https?://|www\.|\S+@\S+\.\w+|\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|the\s+following\s+(?:url|address|"
-       r"endpoint)|this\s+(?:url|address|endpoint))", "asks to send data out"),
-    _r("markdown_beacon", 0.4, r"!\[[^\]]*\]\(\s*https?://[^)\s]*[?&][^)\s]*=[^)\s]*\)",
+       r"password|credentials?|api\s{0,40}keys?|tokens?|secrets?|personal\s{1,40}data|user\s{1,40}data|card\s{1,40}numbers?|ssn|"
+       r"address(?:es)?|phone|e-?mail)\b[^.\n]{0,80}?\b(?:to|at|into|in)\s{1,40}(?:(?:the\s{1,40})?(?:url|endpoint|address)\s{1,40})?"
+       r"(?:https?://|www\.|\S+@\S+\.\w{1,40}|\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|the\s{1,40}following\s{1,40}(?:url|address|"
+       r"endpoint)|this\s{1,40}(?:url|address|endpoint))", "asks to send data out"),
+    _r("markdown_beacon", 0.4, r"!\[[^\]]{0,200}\]\(\s{0,40}https?://[^)\s?]{0,300}\?[^)\s]{0,300}\)",
        "an image link whose URL carries parameters", quotable=False),
-    _r("beacon_template", 0.8, r"!\[[^\]]*\]\(\s*https?://[^)\s]*[?&][^)\s]*=[^)\s]*(?:\{[^}]*\}|%[A-Z_]+%|\$\{|"
-       r"USER|SECRET|DATA|MEMORY|SESSION|EMAIL|TOKEN)[^)\s]*\)", "an image link that fills data into its URL (a beacon)",
-       quotable=False, flags=re.DOTALL),
-    _r("dangerous_command", 0.6, r"(?:\bcurl\b[^\n|]{0,200}\|\s*(?:ba|z)?sh\b|\bwget\b[^\n|]{0,200}\|\s*(?:ba)?sh\b|"
-       r"\brm\s+-rf\s+(?:/|~|\*|\$HOME)|\bchmod\s+777\s+/|:\(\)\s*\{\s*:\|:&\s*\};:|\bDROP\s+TABLE\b|"
+    _r("beacon_template", 0.8, r"!\[[^\]]{0,200}\]\(\s{0,40}https?://[^)\s?]{0,300}\?(?=[^)\s]{0,300}(?:\{|%[A-Z_]{1,40}%|"
+       r"\$\{|USER|SECRET|DATA|MEMORY|SESSION|EMAIL|TOKEN))[^)\s]{0,300}\)",
+       "an image link that fills data into its URL (a beacon)", quotable=False, flags=re.DOTALL),
+    _r("dangerous_command", 0.6, r"(?:\bcurl\b[^\n|]{0,200}\|\s{0,40}(?:ba|z)?sh\b|\bwget\b[^\n|]{0,200}\|\s{0,40}(?:ba)?sh\b|"
+       r"\brm\s{1,40}-rf\s{1,40}(?:/|~|\*|\$HOME)|\bchmod\s{1,40}777\s{1,40}/|:\(\)\s{0,40}\{\s{0,40}:\|:&\s{0,40}\};:|\bDROP\s{1,40}TABLE\b|"
        r"\bpowershell\b[^\n]{0,40}-enc|/etc/passwd|\.exe\b)", "a destructive or remote-execution command"),
-    _r("execute_order", 0.5, r"\b(?:execute|run|call|invoke|trigger|use)\s+(?:the\s+)?(?:following|this|these|"
-       r"below)\s+(?:\w+\s+)?(?:command|code|script|tool|function|payload|action|api\s+call)s?\b",
+    _r("execute_order", 0.5, r"\b(?:execute|run|call|invoke|trigger|use)\s{1,40}(?:the\s{1,40})?(?:following|this|these|"
+       r"below)\s{1,40}(?:\w{1,40}\s{1,40})?(?:command|code|script|tool|function|payload|action|api\s{1,40}call)s?\b",
        "orders an action"),
-    _r("covert_action", 0.7, r"\b(?:immediately|silently|quietly|secretly|automatically|without\s+(?:asking|"
-       r"confirmation|permission|review|telling))\s+(?:\w+\s+){0,2}?(?:execute|run|call|invoke|transfer|send|delete|"
+    _r("covert_action", 0.7, r"\b(?:immediately|silently|quietly|secretly|automatically|without\s{1,40}(?:asking|"
+       r"confirmation|permission|review|telling))\s{1,40}(?:\w{1,40}\s{1,40}){0,2}?(?:execute|run|call|invoke|transfer|send|delete|"
        r"approve|grant|purchase|pay|book|click|download|install|add|forward|sign|wire|share|buy)\b|\b(?:execute|run|"
        r"transfer|send|delete|approve|grant|purchase|pay|download|install|forward|wire|share|buy)\b[^.\n]{0,60}?"
-       r"\b(?:without\s+(?:asking|confirmation|permission|review|telling)|silently|automatically)\b",
+       r"\b(?:without\s{1,40}(?:asking|confirmation|permission|review|telling)|silently|automatically)\b",
        "orders an action to be taken unseen or unconfirmed"),
     # Role and turn markers of chat formats, and of tool calls.
-    _r("chat_token", 1.0, r"<\|\s*(?:im_start|im_end|system|user|assistant|endoftext|eot_id|start_header_id|"
-       r"end_header_id|begin_of_text|channel|message|start|end|tool|ipython)\s*\|>|\[/?INST\]|<</?SYS>>|"
+    _r("chat_token", 1.0, r"<\|\s{0,40}(?:im_start|im_end|system|user|assistant|endoftext|eot_id|start_header_id|"
+       r"end_header_id|begin_of_text|channel|message|start|end|tool|ipython)\s{0,40}\|>|\[/?INST\]|<</?SYS>>|"
        r"<start_of_turn>|<end_of_turn>", "a chat-template token that opens or closes a turn"),
-    _r("role_header", 0.8, r"(?:^|\n)\s*(?:#{1,4}\s*|\*\*)?(?:system|developer|system\s+prompt|system\s+message|"
-       r"instructions?|assistant|admin|administrator|root|sudo|operator|system\s+notice)\s*(?:\*\*)?\s*(?::|\]|>)"
-       r"|(?:^|\n)\s*\[(?:system|developer|admin|instructions?|assistant)(?:\s+(?:note|message|override))?\]"
-       r"|<\s*/?\s*(?:system|developer|sys|instructions?|admin|assistant|im_start)\s*>|\b(?:system|developer)\s+"
-       r"(?:note|notice|override|message)\s*[:\]]", "a system, developer or assistant turn header"),
-    _r("transcript_turn", 0.3, r"(?:^|\n)\s*(?:human|user|assistant|ai|bot)\s*:\s*\S[^\n]*\n\s*(?:human|user|"
-       r"assistant|ai|bot)\s*:", "a forged dialogue of turns"),
-    _r("tool_call", 0.6, r"<\s*/?\s*(?:tool_call|tool_use|tool_result|function_call|function_calls|invoke|tool_code|"
-       r"antml:invoke|function)\b[^>]*>|\"(?:tool_calls|function_call|tool_use)\"\s*:|\{\s*\"name\"\s*:\s*\"[\w.-]+"
-       r"\"\s*,\s*\"(?:arguments|parameters|args|input)\"\s*:|(?:^|\n)\s*Action\s*:\s*\w+\s*\n\s*Action\s+Input\s*:|"
-       r"\bfunctions\.\w+\s*\(", "tool or function-call syntax"),
+    _r("role_header", 0.8, r"(?:^|\n)[ \t]{0,40}(?:#{1,4}\s{0,40}|\*\*)?(?:system|developer|system\s{1,40}prompt|system\s{1,40}message|"
+       r"instructions?|assistant|admin|administrator|root|sudo|operator|system\s{1,40}notice)\s{0,40}(?:\*\*)?\s{0,40}(?::|\]|>)"
+       r"|(?:^|\n)[ \t]{0,40}\[(?:system|developer|admin|instructions?|assistant)(?:\s{1,40}(?:note|message|override))?\]"
+       r"|<\s{0,40}/?\s{0,40}(?:system|developer|sys|instructions?|admin|assistant|im_start)\s{0,40}>|\b(?:system|developer)\s{1,40}"
+       r"(?:note|notice|override|message)\s{0,40}[:\]]", "a system, developer or assistant turn header"),
+    _r("transcript_turn", 0.3, r"(?:^|\n)[ \t]{0,40}(?:human|user|assistant|ai|bot)\s{0,40}:\s{0,40}\S[^\n]*\n\s{0,40}(?:human|user|"
+       r"assistant|ai|bot)\s{0,40}:", "a forged dialogue of turns"),
+    _r("tool_call", 0.6, r"<\s{0,40}/?\s{0,40}(?:tool_call|tool_use|tool_result|function_call|function_calls|invoke|tool_code|"
+       r"antml:invoke|function)\b[^<>]{0,300}>|\"(?:tool_calls|function_call|tool_use)\"\s{0,40}:|\{\s{0,40}\"name\"\s{0,40}:\s{0,40}\"[\w.-]+"
+       r"\"\s{0,40},\s{0,40}\"(?:arguments|parameters|args|input)\"\s{0,40}:|(?:^|\n)[ \t]{0,40}Action\s{0,40}:\s{0,40}\w{1,40}\s{0,40}\n\s{0,40}Action\s{1,40}Input\s{0,40}:|"
+       r"\bfunctions\.\w{1,40}\s{0,40}\(", "tool or function-call syntax"),
     # Our own context format written back.
-    _r("context_heading", 1.0, r"(?:^|\n)\s*(?:" + "|".join(re.escape(t) for t in CONTEXT_TITLES) + r")\s*(?:\n|$)",
+    _r("context_heading", 1.0, r"(?:^|\n)[ \t]{0,40}(?:" + "|".join(re.escape(t) for t in CONTEXT_TITLES) + r")\s{0,40}(?:\n|$)",
        "a heading of MemCube's own context block", quotable=False),
-    _r("context_lines", 0.6, r"(?:^|\n)\s*\[\d{4}-\d{2}-\d{2}\]\s*\n\s*-\s+\S|(?:^|\n)\s*\[(?:persona|human|user|"
-       r"profile|system|pinned)\]\s+\S|(?:^|\n)\s*Scratchpad:\s+\S",
+    _r("context_lines", 0.6, r"(?:^|\n)[ \t]{0,40}\[\d{4}-\d{2}-\d{2}\]\s{0,40}\n\s{0,40}-\s{1,40}\S|(?:^|\n)[ \t]{0,40}\[(?:persona|human|user|"
+       r"profile|system|pinned)\]\s{1,40}\S|(?:^|\n)[ \t]{0,40}Scratchpad:\s{1,40}\S",
        "lines shaped like MemCube's recalled memories or core blocks", quotable=False),
     # Hidden markup.
-    _r("html_comment", 0.5, r"<!--.*?-->", "an HTML comment (hidden when rendered)", quotable=False),
-    _r("invisible_markup", 0.7, r"style\s*=\s*[\"'][^\"']*(?:display\s*:\s*none|visibility\s*:\s*hidden|"
-       r"font-size\s*:\s*0|opacity\s*:\s*0(?:\.0+)?\s*[;\"']|color\s*:\s*(?:white|#fff\b|#ffffff|transparent))|"
-       r"<[a-z]+[^>]*\shidden\b[^>]*>|<\s*(?:noscript|template)\b|\\(?:color\{white\}|phantom\{)",
+    _r("html_comment", 0.5, r"<!--.{0,2000}?-->", "an HTML comment (hidden when rendered)", quotable=False),
+    _r("invisible_markup", 0.7, r"style\s{0,40}=\s{0,40}[\"'][^\"'<>]{0,300}?(?:display\s{0,40}:\s{0,40}none|visibility\s{0,40}:\s{0,40}hidden|"
+       r"font-size\s{0,40}:\s{0,40}0|opacity\s{0,40}:\s{0,40}0(?:\.0+)?\s{0,40}[;\"']|color\s{0,40}:\s{0,40}(?:white|#fff\b|#ffffff|transparent))|"
+       r"<[a-z]{1,12}[^<>]{0,300}?\shidden\b[^<>]{0,300}>|<\s{0,40}(?:noscript|template)\b|\\(?:color\{white\}|phantom\{)",
        "markup that hides text from a human reader", quotable=False),
-    _r("encoding_order", 0.6, r"\b(?:decode|decrypt|deobfuscate|unscramble|reverse|translate)\s+(?:and\s+"
-       r"(?:follow|execute|obey|run)\s+)?(?:this|the\s+following|the\s+text|it|below)\b[^.\n]{0,40}?"
+    _r("encoding_order", 0.6, r"\b(?:decode|decrypt|deobfuscate|unscramble|reverse|translate)\s{1,40}(?:and\s{1,40}"
+       r"(?:follow|execute|obey|run)\s{1,40})?(?:this|the\s{1,40}following|the\s{1,40}text|it|below)\b[^.\n]{0,40}?"
        r"(?:base64|rot13|rot-13|hex|binary|cipher|backwards)?|\b(?:base64|rot13|rot-13|hex)[- ]?(?:encoded|"
-       r"decoded)?\s+(?:instructions?|payload|commands?|message)\b|\b(?:from|in)\s+(?:rot13|rot-13|base64|hex)\s+"
-       r"and\s+(?:obey|follow|execute|run)\b", "asks to decode hidden text"),
+       r"decoded)?\s{1,40}(?:instructions?|payload|commands?|message)\b|\b(?:from|in)\s{1,40}(?:rot13|rot-13|base64|hex)\s{1,40}"
+       r"and\s{1,40}(?:obey|follow|execute|run)\b", "asks to decode hidden text"),
 )
 # Matched on the text with everything but letters removed: obfuscated spellings of an override.
 _SQUASHED_OVERRIDE = re.compile(r"(?:ignore|disregard|forget|bypass|override)(?:all|any|the|your)?(?:previous|prior|"
@@ -221,8 +221,9 @@ DISCUSSION_FACTOR = 0.4
 _MENTION = re.compile(r"^\W{0,3}(?:and\s+\S+\s+)?(?:tokens?|tags?|markers?|headers?|delimiters?|strings?|phrases?|"
                       r"syntax|format)\b", re.IGNORECASE)
 # Text that a renderer hides: scored on its own too, so that a hidden "system:" starts a line.
-_HIDDEN_SPANS = re.compile(r"<!--(.*?)-->|<([a-z]+)[^>]*(?:display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:"
-                           r"\s*0|opacity\s*:\s*0|\shidden\b)[^>]*>(.*?)</\2\s*>", re.IGNORECASE | re.DOTALL)
+_HIDDEN_SPANS = re.compile(r"<!--(.{0,2000}?)-->|<([a-z]{1,12})[^<>]{0,300}?(?:display\s*:\s*none|visibility\s*:\s*"
+                           r"hidden|font-size\s*:\s*0|opacity\s*:\s*0|\shidden\b)[^<>]{0,300}>([^<]{0,2000})</\2\s*>",
+                           re.IGNORECASE | re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -401,9 +402,23 @@ def origin_of(*, source: str, origin: str | None = None, role: str | None = None
     return "unknown"
 
 
+def row_origin(row: Mapping[str, Any]) -> str:
+    """Return who wrote a stored memory, from its provenance (`origin`, else a message's role, else its source)."""
+    provenance = row.get("provenance") or {}
+    metadata = row.get("metadata") or {}
+    source = str(provenance.get("source") or "api")
+    role = metadata.get("role") if source == "message" else None
+    return origin_of(source=source, origin=provenance.get("origin"), role=role if isinstance(role, str) else None)
+
+
 def trust_of(origin: str, trust: Mapping[str, float]) -> float:
-    """Return an origin's trust from the table (MEMCUBE_POISON_TRUST); an origin not in it is `unknown`'s."""
-    return float(trust.get(origin, trust.get("unknown", DEFAULT_TRUST["unknown"])))
+    """Return an origin's trust from the table (MEMCUBE_POISON_TRUST), else its default; an origin in neither is
+    `unknown`."""
+    if origin in trust:
+        return float(trust[origin])
+    if origin in DEFAULT_TRUST:
+        return DEFAULT_TRUST[origin]
+    return float(trust.get("unknown", DEFAULT_TRUST["unknown"]))
 
 
 def screen(text: str, *, origin: str, threshold: float, trust: Mapping[str, float]) -> Verdict:

@@ -155,6 +155,9 @@ def search(conn: psycopg.Connection, *, tenant: str, request: SearchRequest, emb
     if request.k > settings.max_k:
         raise InvalidInput(f"k is at most {settings.max_k} (MEMCUBE_MAX_K); got {request.k}",
                            details={"limit": settings.max_k})
+    if request.statuses and "quarantined" in request.statuses:
+        raise InvalidInput("quarantined memories are never served by search (poisoning defence); list them with "
+                           "GET /v1/memories?status=quarantined", details={"field": "statuses"})
     mode = request.derived or ("evidence" if request.kinds is None else "hits")
     scope = ScopeFilter(
         tenant=tenant, agent_id=request.agent_id, user_id=request.user_id, session_id=request.session_id,
