@@ -48,11 +48,58 @@ class Rule:
     quotable: bool = True
     # The weight when the rule matches twice or more (default: the same).
     repeated: float | None = None
+    # Lower-case words one of which every match contains (with its whitespace as single spaces): a rule whose
+    # words are all absent is not run, which makes scoring several times faster.
+    needs: tuple[str, ...] = ()
 
 
 def _r(name: str, weight: float, pattern: str, why: str, *, quotable: bool = True, repeated: float | None = None,
        flags: int = _F) -> Rule:
-    return Rule(name, weight, re.compile(pattern, flags), why, quotable, repeated)
+    return Rule(name, weight, re.compile(pattern, flags), why, quotable, repeated, NEEDS.get(name, ()))
+
+
+NEEDS: dict[str, tuple[str, ...]] = {
+    "override": ("instruction", "prompt", "rule", "directive", "direction", "guideline", "guardrail", "constraint",
+                 "programming", "order", "command", "polic", "restriction", "context", "training", "forget",
+                 "ignore", "disregard", "supersede", "precedence", "override"),
+    "new_instructions": ("instruction", "directive", "order", "rule", "prompt", "task", "role", "goal", "purpose",
+                         "objective", "job", "persona", "mission"),
+    "role_reassign": ("you are", "you're", "from", "you will now", "act as", "pretend", "simulate", "mode",
+                      "persona"),
+    "addressed_to_ai": ("ai", "a.i.", "assistant", "agent", "model", "llm", "chat bot", "chatbot", "gpt", "claude",
+                        "gemini", "copilot", "bot", "memory system", "retrieval system"),
+    "assistant_directive": ("assistant", "agent", "ai", "model", "bot", "llm"),
+    "trigger_response": ("user", "customer", "client", "anyone", "someone", "somebody", "visitor", "caller",
+                         "patient", "people", "human", "reader"),
+    "own_trigger": ("you",),
+    "third_party_condition": ("user", "customer", "client", "anyone", "someone", "somebody", "visitor", "caller",
+                              "patient", "people", "human", "reader"),
+    "persist": ("store", "save", "remember", "keep", "commit", "write", "memori", "note", "permanently"),
+    "future_sessions": ("future", "later", "subsequent", "upcoming", "following", "going forward"),
+    "from_now_on": ("from now on",),
+    "absolute_directive": ("always", "never", "under no circumstance", "no matter what"),
+    "secrecy": ("not", "don't", "never", "without", "keep this"),
+    "reveal_prompt": ("reveal", "print", "output", "show", "repeat", "leak", "dump", "disclose", "display", "echo",
+                      "recite"),
+    "exfiltration": ("send", "forward", "post", "upload", "email", "e-mail", "transmit", "exfiltrate", "copy", "leak",
+                     "append", "include", "attach", "report"),
+    "markdown_beacon": ("![",),
+    "beacon_template": ("![",),
+    "dangerous_command": ("curl", "wget", "rm -rf", "chmod", "drop table", "powershell", "/etc/passwd", ".exe",
+                          ":()"),
+    "execute_order": ("execute", "run", "call", "invoke", "trigger", "use"),
+    "covert_action": ("immediately", "silently", "quietly", "secretly", "automatically", "without"),
+    "chat_token": ("<|", "[inst]", "[/inst]", "<<sys>>", "<</sys>>", "<start_of_turn>", "<end_of_turn>"),
+    "role_header": (":", "]", ">"),
+    "transcript_turn": (":",),
+    "tool_call": ("<", "\"tool_calls\"", "\"function_call\"", "\"tool_use\"", "\"name\"", "action", "functions."),
+    "context_heading": ("# core memory", "# lessons", "# recalled memories", "# working memory"),
+    "context_lines": ("[", "scratchpad:"),
+    "html_comment": ("<!--",),
+    "invisible_markup": ("style", "hidden", "noscript", "template", "\\color{white}", "\\phantom{"),
+    "encoding_order": ("decode", "decrypt", "deobfuscate", "unscramble", "reverse", "translate", "base64", "rot13",
+                       "rot-13", "hex"),
+}
 
 
 _IGNORE = r"(?:ignore|disregard|forget|override|bypass|skip|abandon|set\s{1,40}aside|discard|drop|throw\s{1,40}out|neglect)"
@@ -207,6 +254,7 @@ _BASE64 = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{24,}={0,2}(?![A-Za-z0-9+/
 _HEX = re.compile(r"(?:\\x[0-9a-fA-F]{2}){8,}|(?<![0-9a-fA-F])(?:[0-9a-fA-F]{2}){16,}(?![0-9a-fA-F])")
 _SPACED = re.compile(r"\b(?:[A-Za-z][ .\-_*]){5,}[A-Za-z]\b")
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
+_SPACES = re.compile(r"\s+")
 _QUOTED = re.compile(r"[\"“”'‘’`«»]")
 # Cues of a text that is about attacks or prompts rather than one: a quoted phrase among them counts less.
 _DISCUSSION = re.compile(r"\b(?:prompt\s+injection|jailbreak(?:s|ing)?|injection\s+attacks?|attackers?|"
@@ -367,7 +415,10 @@ def score_text(text: str) -> tuple[float, list[Signal]]:
     views = _views(text)
     discussion = _DISCUSSION.search(views[0][1]) is not None
     for prefix, view in views:
+        words = _SPACES.sub(" ", view.lower())
         for rule in RULES:
+            if rule.needs and not any(word in words for word in rule.needs):
+                continue
             match = rule.pattern.search(view)
             if match is None:
                 continue

@@ -1,9 +1,11 @@
 """The poisoning detector: a pure function from text (and origin) to a score, its signals, and a verdict."""
 
 import base64
+import dataclasses
 import json
 import time
 import typing
+from pathlib import Path
 
 import pytest
 
@@ -136,3 +138,13 @@ def test_scoring_is_bounded_on_long_text():
     start = time.perf_counter()
     assert score_text(text)[0] == 0
     assert time.perf_counter() - start < 2.0
+
+
+def test_the_word_prefilter_never_changes_a_score(monkeypatch):
+    rows = [json.loads(line) for name in ("tune", "heldout")
+            for line in (Path(__file__).resolve().parents[2] / "bench" / "data" / f"poisoning_{name}.jsonl").open()]
+    texts = [r["text"] for r in rows]
+    texts += [t.upper() for t in texts] + [t.replace(" ", "\n\t ") for t in texts]
+    fast = [score_text(t) for t in texts]
+    monkeypatch.setattr(poisoning, "RULES", tuple(dataclasses.replace(r, needs=()) for r in poisoning.RULES))
+    assert [score_text(t) for t in texts] == fast
