@@ -12,9 +12,9 @@ import psycopg
 from memcube.config import Settings
 from memcube.consolidation.trigger import note_episodes
 from memcube.embedder import Embedder, check_vector
-from memcube.poisoning import origin_of, screen
 from memcube.errors import Conflict, InvalidInput, StaleVersion, TooLarge
 from memcube.models import CubeFilter, FuseRequest, LinkCreate, MemCubeCreate, MemCubePatch
+from memcube.poisoning import origin_of, screen
 from memcube.store import cubes as store
 from memcube.store import links as link_store
 from memcube.store.cursor import check_limit
