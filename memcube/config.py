@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from memcube.poisoning import DEFAULT_TRUST
+from memcube.poisoning import DEFAULT_TRUST, ORIGINS
 
 
 class Settings(BaseSettings):
@@ -226,6 +226,16 @@ class Settings(BaseSettings):
         default=1, ge=0,
         description="Consolidation quarantines a fact that contradicts one with at least this many memories "
                     "from origins more trusted than every memory behind the new one; 0: off.")
+
+    @field_validator("poison_trust")
+    @classmethod
+    def _trust_table(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(ORIGINS))
+        if unknown:
+            raise ValueError(f"unknown origins {unknown}; the origins are {', '.join(ORIGINS)}")
+        if any(not 0 <= trust <= 1 for trust in value.values()):
+            raise ValueError("each origin's trust is between 0 and 1")
+        return value
 
     # Clients and portability
     url: str | None = Field(

@@ -148,3 +148,10 @@ def test_the_word_prefilter_never_changes_a_score(monkeypatch):
     fast = [score_text(t) for t in texts]
     monkeypatch.setattr(poisoning, "RULES", tuple(dataclasses.replace(r, needs=()) for r in poisoning.RULES))
     assert [score_text(t) for t in texts] == fast
+
+
+@pytest.mark.parametrize("table", ['{"webb": 0.5}', '{"web": 1.5}', '{"web": -0.1}'])
+def test_a_bad_trust_table_is_refused(monkeypatch, table):
+    monkeypatch.setenv("MEMCUBE_POISON_TRUST", table)
+    with pytest.raises(ValueError, match="origin"):
+        Settings()
