@@ -9,6 +9,8 @@ import limits
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from memcube.poisoning import DEFAULT_TRUST, ORIGINS
+
 
 class Settings(BaseSettings):
     """Every knob MemCube has. Each field is read from `MEMCUBE_<NAME>` unless it names its own variable."""
@@ -215,6 +217,34 @@ class Settings(BaseSettings):
         default=0.6, ge=0, le=1, description="Cosine similarity at which a new fact is linked to a known one.")
     page_every_seconds: float = Field(
         default=300.0, ge=0, description="Beat pages every scope that has a core tier this often; 0: off.")
+
+    # Poisoning defence (memcube/poisoning.py)
+    poison_screen: bool = Field(
+        default=True,
+        description="Score what API writes and session messages store for instructions aimed at the agent; "
+                    "false stores everything active, unscored.")
+    poison_threshold: float = Field(
+        default=1.0, ge=0,
+        description="Score at which a write is stored `quarantined`, for a fully trusted origin; an origin's "
+                    "trust (MEMCUBE_POISON_TRUST) scales it down.")
+    poison_trust: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_TRUST),
+        description="Trust of each origin (JSON object, 0..1): the threshold is multiplied by it; origins left "
+                    "out keep their default trust.")
+    poison_consensus_min: int = Field(
+        default=1, ge=0,
+        description="Consolidation quarantines a fact that contradicts one with at least this many memories "
+                    "from origins more trusted than every memory behind the new one; 0: off.")
+
+    @field_validator("poison_trust")
+    @classmethod
+    def _trust_table(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(ORIGINS))
+        if unknown:
+            raise ValueError(f"unknown origins {unknown}; the origins are {', '.join(ORIGINS)}")
+        if any(not 0 <= trust <= 1 for trust in value.values()):
+            raise ValueError("each origin's trust is between 0 and 1")
+        return value
 
     # Clients and portability
     url: str | None = Field(

@@ -16,6 +16,7 @@ from memcube.consolidation.trigger import note_episodes
 from memcube.embedder import Embedder, check_vector
 from memcube.errors import Conflict, InvalidInput, StaleVersion, TooLarge
 from memcube.models import CubeFilter, FuseRequest, LinkCreate, MemCubeCreate, MemCubePatch
+from memcube.poisoning import origin_of, screen
 from memcube.store import core as core_store
 from memcube.store import cubes as store
 from memcube.store import links as link_store
@@ -62,6 +63,28 @@ def check_content(content: str, settings: Settings, *, where: str = "content") -
             details={"limit": settings.max_content_chars, "field": where})
 
 
+# Writes whose content comes from outside and is screened for poisoning; derived content (consolidation,
+# distillation, paging) comes from memories already screened.
+SCREENED_SOURCES = frozenset({"api", "message"})
+
+
+def _screened(item: MemCubeCreate, source: str, record: dict[str, Any], settings: Settings, status: str) -> str:
+    """Return the status a new cube is stored with: `quarantined` when its content reads as instructions to
+    the agent (memcube/poisoning.py), with the verdict put in its provenance `record`; else `active`."""
+    role = item.metadata.get("role") if source == "message" else None
+    origin = origin_of(source=source, origin=item.origin, role=role if isinstance(role, str) else None)
+    if item.origin is not None:
+        record["origin"] = item.origin
+    if not settings.poison_screen or source not in SCREENED_SOURCES or status != "active":
+        return status
+    verdict = screen(item.content, origin=origin, threshold=settings.poison_threshold, trust=settings.poison_trust)
+    if not verdict.quarantined:
+        return status
+    record.update(origin=origin, poisoning=verdict.record(),
+                  reason="; ".join(r for r in (record.get("reason"), verdict.reason) if r))
+    return "quarantined"
+
+
 def _check_create(items: Sequence[MemCubeCreate], settings: Settings) -> None:
     if not items:
         raise InvalidInput("items must not be empty")
@@ -105,18 +128,20 @@ def _embed_items(items: Sequence[MemCubeCreate], embedder: Embedder) -> list[lis
 def create_cubes(conn: psycopg.Connection, *, tenant: str, actor: str, items: Sequence[MemCubeCreate],
                  embedder: Embedder, settings: Settings, source: str = "api",
                  extra_provenance: Sequence[dict[str, Any]] | None = None,
-                 vectors: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+                 vectors: Sequence[Any] | None = None, statuses: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Create cubes atomically and return them in order, with `vectors` from `embed_items` (computed here when
-    None); raises TooLarge or InvalidInput and stores nothing."""
+    None) and `statuses` (default active; content that reads as instructions to the agent is stored
+    quarantined, memcube/poisoning.py); raises TooLarge or InvalidInput and stores nothing."""
     _check_create(items, settings)
     if vectors is None:
         vectors = _embed_items(items, embedder)
     rows = []
     for index, (item, vector) in enumerate(zip(items, vectors)):
-        extra = extra_provenance[index] if extra_provenance else {}
-        row = item.model_dump(exclude={"embedding"})
+        record = provenance(source, actor, **(extra_provenance[index] if extra_provenance else {}))
+        row = item.model_dump(exclude={"embedding", "origin"})
         row.update(id=uuid.uuid4(), tenant=tenant, embedding=vector,
-                   provenance=provenance(source, actor, **extra))
+                   status=_screened(item, source, record, settings, statuses[index] if statuses else "active"),
+                   provenance=record)
         rows.append(row)
     created = store.insert_cubes(conn, rows)
     # Episodes count toward their scope's next consolidation, in this same transaction (trigger.py).

@@ -150,11 +150,15 @@ def sources_of(row: dict[str, Any]) -> list[UUID]:
 
 def search(conn: psycopg.Connection, *, tenant: str, request: SearchRequest, embedder: Embedder,
            settings: Settings, stats: SearchStats, access: AccessRecorder | None = None,
-           now: datetime | None = None) -> SearchResult:
-    """Return the best `k` cubes of a scope for a query, best first; raises InvalidInput over a limit."""
+           now: datetime | None = None, quarantined: bool = False) -> SearchResult:
+    """Return the best `k` cubes of a scope for a query, best first; raises InvalidInput over a limit, or when
+    `statuses` asks for quarantined memories and `quarantined` (an operator reviewing them) is not set."""
     if request.k > settings.max_k:
         raise InvalidInput(f"k is at most {settings.max_k} (MEMCUBE_MAX_K); got {request.k}",
                            details={"limit": settings.max_k})
+    if request.statuses and "quarantined" in request.statuses and not quarantined:
+        raise InvalidInput("quarantined memories are never served by search (poisoning defence); list them with "
+                           "GET /v1/memories?status=quarantined", details={"field": "statuses"})
     mode = request.derived or ("evidence" if request.kinds is None else "hits")
     scope = ScopeFilter(
         tenant=tenant, agent_id=request.agent_id, user_id=request.user_id, session_id=request.session_id,

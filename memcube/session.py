@@ -21,8 +21,8 @@ from memcube.config import Settings
 from memcube.cube import check_content, create_cubes
 from memcube.embedder import Embedder
 from memcube.errors import Conflict, NotFound, TooLarge
-from memcube.models import (Appended, MemCubeCreate, Message, MessageAppend, Scratchpad, ScratchpadPut, SessionSummary,
-                            WorkingMemory)
+from memcube.models import (Appended, MemCubeCreate, Message, MessageAppend, QuarantinedMessage, Scratchpad,
+                            ScratchpadPut, SessionSummary, WorkingMemory)
 from memcube.store import sessions as store
 from memcube.store.cursor import check_limit, decode_cursor, encode_cursor
 
@@ -98,13 +98,20 @@ def append_messages(conn: psycopg.Connection, client: redis.Redis, *, tenant: st
                        turns=[(t, m.role, m.name, r["id"]) for t, m, r in zip(turns, request.messages, rows)])
     messages = [_message({**row, "turn": turn, "role": m.role, "name": m.name}, n)
                 for row, turn, m, n in zip(rows, turns, request.messages, counts)]
+    # Quarantined messages (poisoning defence) are stored with their turn but never shown in the window.
+    quarantined = [QuarantinedMessage(id=r["id"], turn=t, reason=r["provenance"].get("reason") or "",
+                                      poisoning=r["provenance"].get("poisoning") or {})
+                   for r, t in zip(rows, turns) if r["status"] == "quarantined"]
+    shown = [m for m, r in zip(messages, rows) if r["status"] != "quarantined"]
     key = working.window_key(tenant, request.agent_id, session_id)
     try:
-        working.push_messages(client, key, messages, **_window_bounds(settings))
+        if shown:
+            working.push_messages(client, key, shown, **_window_bounds(settings))
     except redis.RedisError as exc:
         # The messages are stored; the next read finds the window behind and rebuilds it.
         log.warning("working window of session %s not updated (%s); it will be rebuilt", session_id, exc)
-    return Appended(session_id=session_id, agent_id=request.agent_id, user_id=request.user_id, messages=messages)
+    return Appended(session_id=session_id, agent_id=request.agent_id, user_id=request.user_id, messages=messages,
+                    quarantined=quarantined)
 
 
 def _message(row: dict[str, Any], n_tokens: int) -> Message:

@@ -23,6 +23,7 @@ from uuid import UUID
 import numpy as np
 
 from memcube.models import Action
+from memcube.poisoning import row_origin
 
 # How far a restatement moves confidence toward 1: 0.6 → 0.8 → 0.9.
 CONFIDENCE_GAIN = 0.5
@@ -62,6 +63,8 @@ class Episode:
     vector: np.ndarray | None
     active: bool
     turn: int | None = None
+    # Who wrote it (memcube/poisoning.py): its trust weighs it against what it contradicts (trust.py).
+    origin: str = "unknown"
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Episode:
@@ -73,7 +76,8 @@ class Episode:
                    speaker=str(speaker) if speaker else None, role=str(role).lower() if role else None,
                    at=row["occurred_at"] or row["created_at"], vector=as_array(row.get("embedding")),
                    active=row["status"] == "active" and bool(row["content"].strip()),
-                   turn=metadata.get("turn") if isinstance(metadata.get("turn"), int) else None)
+                   turn=metadata.get("turn") if isinstance(metadata.get("turn"), int) else None,
+                   origin=row_origin(row))
 
     def ref(self) -> dict[str, Any]:
         return {"id": str(self.id), "version": self.version}
@@ -216,6 +220,24 @@ class Ledger:
     def apply(self, decision: Decision) -> Fact:
         """Apply a decision; return the fact that now holds the candidate."""
         fact = self._apply(decision)
+        self._made[id(decision.candidate)] = fact
+        return fact
+
+    def target_of(self, decision: Decision) -> Fact | None:
+        """Return the fact a decision acts on: its target, or the fact its target candidate became."""
+        if decision.target is not None or decision.target_candidate is None:
+            return decision.target
+        return self._made.get(id(decision.target_candidate))
+
+    def quarantine(self, decision: Decision, reason: str) -> Fact:
+        """Keep a candidate that would have superseded its target as a quarantined fact, linked to the target as
+        contradicting it; the target does not change. Return the new fact."""
+        target = self.target_of(decision)
+        self.counts["quarantined"] += 1
+        fact = self._add(decision.candidate, reason)
+        fact.status = "quarantined"
+        if target is not None:
+            self.links.append(Link(fact.id, target.id, "contradicts"))
         self._made[id(decision.candidate)] = fact
         return fact
 

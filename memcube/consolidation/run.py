@@ -24,13 +24,15 @@ from memcube import cube, jobs
 from memcube.config import Settings
 from memcube.consolidation.engine import Engine
 from memcube.consolidation.heuristic import HeuristicEngine
-from memcube.consolidation.ledger import Episode, Fact, Ledger, as_array, cosine, group_by_topic
+from memcube.consolidation.ledger import Decision, Episode, Fact, Ledger, as_array, cosine, group_by_topic
 from memcube.consolidation.llm_engine import LLMEngine
+from memcube.consolidation.trust import contradiction_reason, evidence_ids
 from memcube.embedder import Embedder
 from memcube.errors import ConfigError, StaleVersion
 from memcube.jobs import LeaseLost, Replan
 from memcube.llm import LLM, Usage
 from memcube.models import MemCubeCreate
+from memcube.poisoning import row_origin
 from memcube.store import consolidation as scope_store
 from memcube.store import cubes as cube_store
 from memcube.store import jobs as job_store
@@ -39,7 +41,7 @@ from memcube.store.consolidation import Mark, ScopeKey
 
 log = logging.getLogger(__name__)
 
-COUNT_KEYS = ("episodes", "added", "updated", "superseded", "unchanged", "summaries")
+COUNT_KEYS = ("episodes", "added", "updated", "superseded", "unchanged", "quarantined", "summaries")
 # Facts compared with each candidate or episode.
 NEIGHBOURS = 5
 
@@ -123,6 +125,10 @@ def plan_batch(pool: psycopg_pool.ConnectionPool, scope: ScopeKey, *, engine: En
         if lease is not None and lease.lost.is_set():
             raise LeaseLost()
         for decision in engine.decide([active[i] for i in positions], context):
+            distrust = _distrust(pool, scope, decision, ledger, episodes, settings)
+            if distrust is not None:
+                ledger.quarantine(decision, distrust)
+                continue
             fact = ledger.apply(decision)
             facts_from.update(e.id for e in decision.candidate.evidence)
             if decision.action in ("add", "supersede"):
@@ -141,6 +147,24 @@ def plan_batch(pool: psycopg_pool.ConnectionPool, scope: ScopeKey, *, engine: En
     for summary, vector in zip(plan.summaries, context.embed([s.content for s in plan.summaries])):
         summary.vector = vector  # in one call: the embedder is fastest on a batch
     return plan
+
+
+def _distrust(pool: psycopg_pool.ConnectionPool, scope: ScopeKey, decision: Decision, ledger: Ledger,
+              episodes: Sequence[Episode], settings: Settings) -> str | None:
+    """Return why a superseding decision is quarantined instead (trust.py), or None."""
+    if decision.action != "supersede" or settings.poison_consensus_min <= 0:
+        return None
+    target = ledger.target_of(decision)
+    if target is None:
+        return None
+    origins = {str(e.id): e.origin for e in episodes}
+    missing = [i for i in evidence_ids(target) if i not in origins]
+    if missing:
+        with pool.connection() as conn:
+            rows = scope_store.origin_rows(conn, tenant=scope.tenant, cube_ids=missing)
+        origins.update({str(row["id"]): row_origin(row) for row in rows})
+    return contradiction_reason(decision.candidate, target, origins=origins, trust=settings.poison_trust,
+                                consensus_min=settings.poison_consensus_min)
 
 
 def write_batch(conn: psycopg.Connection, plan: Plan, *, job_id: UUID, owner: str, engine: Engine,
@@ -193,10 +217,11 @@ class _Writer:
     def _provenance(self, *args: Any) -> dict[str, Any]:
         return cube.provenance("consolidation", self.actor, **self._lineage(*args))
 
-    def _create(self, items: list[MemCubeCreate], extra: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _create(self, items: list[MemCubeCreate], extra: list[dict[str, Any]],
+                statuses: list[str] | None = None) -> list[dict[str, Any]]:
         return cube.create_cubes(self.conn, tenant=self.scope.tenant, actor=self.actor, items=items,
                                  embedder=self.embedder, settings=self.settings, source="consolidation",
-                                 extra_provenance=extra) if items else []
+                                 extra_provenance=extra, statuses=statuses) if items else []
 
     def facts(self) -> None:
         new = self.plan.ledger.new_facts()
@@ -206,7 +231,8 @@ class _Writer:
                                embedding=None if f.vector is None else f.vector.tolist()) for f in new]
         extra = [self._lineage(f.reasons[0] if f.reasons else None, f.derived_from, f.source_refs,
                                self.engine.prompt_version) for f in new]
-        for fact, row in zip(new, self._create(items, extra)):
+        statuses = ["quarantined" if f.status == "quarantined" else "active" for f in new]
+        for fact, row in zip(new, self._create(items, extra, statuses)):
             self.ids[fact.id] = row["id"]
         for fact in self.plan.ledger.facts.values():
             if fact.new and fact.status == "superseded":

@@ -47,11 +47,21 @@ class Message(BaseModel):
     tokens: int
 
 
+class QuarantinedMessage(BaseModel):
+    """A message stored `quarantined` (poisoning defence): kept, but never in the window, search or context."""
+
+    id: UUID
+    turn: int
+    reason: str
+    poisoning: dict
+
+
 class Appended(BaseModel):
     session_id: str
     agent_id: str
     user_id: str | None = None
     messages: list[Message]
+    quarantined: list[QuarantinedMessage] = Field(default_factory=list)
 
 
 class WorkingMemory(BaseModel):

@@ -15,6 +15,8 @@ Status = Literal["active", "superseded", "forgotten", "quarantined"]
 Source = Literal["api", "message", "trajectory", "consolidation", "distillation", "paging", "import"]
 LinkType = Literal["related", "supports", "contradicts", "part_of", "derived_from"]
 Scope = Literal["read", "write", "admin"]
+# Who wrote a memory's content (memcube/poisoning.py: its trust sets how readily it is quarantined).
+Origin = Literal["user", "system", "agent", "import", "tool", "document", "web", "unknown"]
 
 KINDS: tuple[str, ...] = Kind.__args__  # type: ignore[attr-defined]
 TIERS: tuple[str, ...] = Tier.__args__  # type: ignore[attr-defined]
@@ -99,6 +101,9 @@ class Provenance(BaseModel):
     prompt_version: str | None = None
     reason: str | None = None
     job_id: str | None = None
+    # Who wrote the content, when the writer said so or it was quarantined; and why it was (poisoning.Verdict).
+    origin: str | None = None
+    poisoning: dict[str, Any] | None = None
 
 
 class Artifact(Strict):
@@ -128,6 +133,8 @@ class MemCubeCreate(Strict):
     importance: Unit = 0.5
     confidence: Unit = 1.0
     embedding: list[Finite] | None = None
+    # Who wrote the content: its trust sets how readily the write is quarantined (README, "Poisoning defence").
+    origin: Origin | None = None
 
     @field_validator("content")
     @classmethod

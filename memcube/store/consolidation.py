@@ -8,7 +8,7 @@ episodes are its episodic cubes except trajectories, which distillation takes (m
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 from uuid import UUID
 
 import numpy as np
@@ -69,8 +69,9 @@ NOT_TRAJECTORY = "NOT EXISTS (SELECT 1 FROM trajectories t WHERE t.cube_id = {al
 _NOT_TRAJECTORY_M = sql.SQL(NOT_TRAJECTORY.format(alias="m"))
 EPISODE_COLUMNS = (
     "m.id, m.version, m.session_id, m.content, m.data, m.metadata, m.tags, m.occurred_at, m.created_at, m.status, "
-    "m.embedding, m.xact_id::text AS xact_id"
+    "m.embedding, m.provenance, m.xact_id::text AS xact_id"
 )
+SQL_ORIGIN_ROWS = "SELECT id, provenance, metadata FROM memcubes WHERE tenant = %s AND id = ANY(%s::uuid[])"
 # Scopes that a trigger should consolidate and no job covers yet. `idle` asks that one of the scope's
 # sessions (episodes without a session count as one) has pending episodes and none newer than the cut-off.
 SQL_SCOPES_TO_CONSOLIDATE = (
@@ -217,6 +218,11 @@ def related_facts(conn: psycopg.Connection, scope: ScopeKey, *, vector: np.ndarr
     params = {"tenant": scope.tenant, "agent_id": scope.agent_id, "user_id": scope.user_id, "q": vector, "k": k,
               "attribute": attribute, "attribute_limit": attribute_limit}
     return conn.execute(sql.SQL(" UNION ALL ").join(parts), params).fetchall()
+
+
+def origin_rows(conn: psycopg.Connection, *, tenant: str, cube_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """Return (id, provenance, metadata) of the tenant's cubes among `cube_ids` (what their origin is read from)."""
+    return conn.execute(SQL_ORIGIN_ROWS, (tenant, list(cube_ids))).fetchall() if cube_ids else []
 
 
 def find_session_summary(conn: psycopg.Connection, scope: ScopeKey, session_id: str) -> dict[str, Any] | None:

@@ -39,10 +39,11 @@ _JSON_FIELDS = {"data", "metadata", "artifact"}
 SQL_INSERT_CUBE = (
     "INSERT INTO memcubes (id, tenant, agent_id, user_id, session_id, kind, tier, content, data, tags, metadata, "
     "artifact, occurred_at, valid_from, valid_to, importance, confidence, provenance, embedding, label, "
-    "search_tsv, search_len) "
+    "status, search_tsv, search_len) "
     "SELECT %(id)s, %(tenant)s, %(agent_id)s, %(user_id)s, %(session_id)s, %(kind)s, %(tier)s, %(content)s, "
     "%(data)s, %(tags)s, %(metadata)s, %(artifact)s, %(occurred_at)s, %(valid_from)s, %(valid_to)s, "
-    "%(importance)s, %(confidence)s, %(provenance)s, %(embedding)s, %(label)s, d.doc, memcube_search_len(d.doc) "
+    "%(importance)s, %(confidence)s, %(provenance)s, %(embedding)s, %(label)s, %(status)s, d.doc, "
+    "memcube_search_len(d.doc) "
     # Its search document, complete: its words and those of the turns before it (store/search_text.py).
     "FROM (SELECT " + search_text.DOCUMENT + " AS doc) AS d"
 )
@@ -99,6 +100,7 @@ def insert_cubes(conn: psycopg.Connection, rows: list[dict[str, Any]]) -> list[d
             "provenance": Jsonb(row["provenance"]),
             "embedding": to_vector(row.get("embedding")),
             "label": row.get("label"),
+            "status": row.get("status") or "active",
         })
     ids = [row["id"] for row in rows]
     with conn.cursor() as cur:

@@ -57,7 +57,7 @@ def test_a_worker_killed_while_writing_a_job_leaves_nothing_and_the_job_complete
     job = wait_job(api, job_id, worker=second)
     assert job["state"] == "succeeded" and job["attempts"] == 2
     assert job["counts"] == {"episodes": 1, "added": 1, "updated": 0, "superseded": 1, "unchanged": 0,
-                             "summaries": 1}
+                             "quarantined": 0, "summaries": 1}
     facts = sorted((f["content"], f["status"]) for f in memories(api, agent_id, "semantic"))
     assert facts == [("The user lives in Lisbon", "superseded"), ("The user lives in Porto", "active")]
     history = api.get(f"/v1/memories/{lisbon['id']}/history").json()["items"]

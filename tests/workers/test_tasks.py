@@ -57,7 +57,7 @@ def test_a_move_yields_the_new_city_active_and_the_old_one_superseded_with_linea
     assert job["state"] == "succeeded", job
     assert (job["engine"], job["model"], job["prompt_version"]) == ("llm", "stub-model", "consolidate_v1")
     assert job["counts"] == {"episodes": 3, "added": 2, "updated": 0, "superseded": 1, "unchanged": 0,
-                             "summaries": 1}
+                             "quarantined": 0, "summaries": 1}
     assert job["started_at"] and job["finished_at"] and job["trigger"] == "api"
     # Every call the stub answered for this job was counted, with the tokens it reported. (The worker may
     # also run jobs other tests queued; their prompts hold none of these episodes.)
@@ -97,7 +97,7 @@ def test_the_heuristic_engine_merges_three_restatements_and_a_rerun_adds_nothing
     assert job["state"] == "succeeded", job
     assert (job["engine"], job["model"], job["llm_calls"]) == ("heuristic", None, 0)
     assert job["counts"] == {"episodes": 3, "added": 1, "updated": 0, "superseded": 0, "unchanged": 2,
-                             "summaries": 1}
+                             "quarantined": 0, "summaries": 1}
     [fact] = memories(api, agent_id, "semantic")
     assert fact["content"] == "The user prefers window seats" and fact["confidence"] == 0.9
     assert sorted(r["id"] for r in fact["provenance"]["derived_from"]) == sorted(e["id"] for e in said)

@@ -43,6 +43,8 @@ class Provenance(Model):
     prompt_version: str | None = None
     reason: str | None = None
     job_id: str | None = None
+    origin: str | None = None  # who wrote the content, when said or when quarantined
+    poisoning: dict[str, Any] | None = None  # why a write was quarantined: score, threshold, origin, signals
 
 
 class Artifact(Model):
@@ -112,6 +114,7 @@ class MemoryInput(Model):
     importance: float = 0.5
     confidence: float = 1.0
     embedding: list[float] | None = None
+    origin: str | None = None  # user, system, agent, tool, document, web, import: its trust sets the screening
 
 
 class Link(Model):
@@ -200,11 +203,21 @@ class Message(Model):
     tokens: int
 
 
+class QuarantinedMessage(Model):
+    """A message held by the poisoning defence: stored, never in the window, search or context."""
+
+    id: UUID
+    turn: int
+    reason: str
+    poisoning: dict[str, Any]
+
+
 class Appended(Model):
     session_id: str
     agent_id: str
     user_id: str | None = None
     messages: list[Message]
+    quarantined: list[QuarantinedMessage] = Field(default_factory=list)
 
 
 class WorkingMemory(Model):

@@ -68,13 +68,14 @@ class Memories(Resource[M]):
                metadata: dict[str, Any] | None = None, artifact: Artifact | dict[str, str] | None = None,
                occurred_at: datetime | None = None, valid_from: datetime | None = None,
                valid_to: datetime | None = None, importance: float | None = None, confidence: float | None = None,
-               embedding: Sequence[float] | None = None) -> Call[MemCube]:
-        """Create one memory."""
+               embedding: Sequence[float] | None = None, origin: str | None = None) -> Call[MemCube]:
+        """Create one memory (`origin`: who wrote it; content that reads as instructions to the agent is stored
+        with status `quarantined`)."""
         return Call("POST", "/v1/memories", parse_model(MemCube), json=_json(
             agent_id=agent_id, content=content, user_id=user_id, session_id=session_id, kind=kind, tier=tier,
             data=data, tags=tags, metadata=metadata, artifact=artifact, occurred_at=occurred_at,
             valid_from=valid_from, valid_to=valid_to, importance=importance, confidence=confidence,
-            embedding=list(embedding) if embedding is not None else None))
+            embedding=list(embedding) if embedding is not None else None, origin=origin))
 
     @endpoint("POST", "/v1/memories/batch")
     def create_batch(self, items: Sequence[MemoryInput | dict[str, Any]]) -> Call[list[MemCube]]:

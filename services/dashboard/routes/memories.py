@@ -88,7 +88,7 @@ def _search(viewer: Viewer, params: Browse) -> Any:
     rt = viewer.runtime
     # No access is recorded: an operator browsing must not change what paging thinks the agent uses.
     return search.search(viewer.conn, tenant=viewer.tenant, request=request, embedder=rt.embedder,
-                         settings=rt.settings, stats=rt.stats, access=None)
+                         settings=rt.settings, stats=rt.stats, access=None, quarantined=True)
 
 
 @router.get("/memories")

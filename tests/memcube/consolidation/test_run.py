@@ -65,7 +65,7 @@ def test_a_move_supersedes_the_old_city_with_lineage_and_as_of_finds_it(runtime,
     [porto_episode] = add_episodes(runtime, heuristic, tenant, "Big news: I moved to Porto!", at=JUN)
     second = run(runtime, heuristic, queue(runtime, tenant))
     assert second["counts"] == {"episodes": 1, "added": 1, "updated": 0, "superseded": 1, "unchanged": 0,
-                                "summaries": 1}
+                                "quarantined": 0, "summaries": 1}
     facts = {f["content"]: f for f in derived(runtime, tenant)}
     lisbon, porto = facts["The user lives in Lisbon"], facts["The user lives in Porto"]
     assert (lisbon["status"], lisbon["valid_from"], lisbon["valid_to"], lisbon["superseded_by"]) == \
@@ -93,7 +93,7 @@ def test_restatements_merge_into_one_fact_and_a_second_run_adds_nothing(runtime,
                             "Remember, I prefer a window seat when I fly.", "I always prefer window seats.")
     result = run(runtime, heuristic, queue(runtime, tenant))
     assert result["counts"] == {"episodes": 3, "added": 1, "updated": 0, "superseded": 0, "unchanged": 2,
-                                "summaries": 1}
+                                "quarantined": 0, "summaries": 1}
     [fact] = derived(runtime, tenant)
     assert fact["confidence"] == pytest.approx(0.9)
     assert sorted(ref["id"] for ref in fact["provenance"]["derived_from"]) == sorted(str(e["id"]) for e in episodes)
