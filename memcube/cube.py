@@ -14,8 +14,9 @@ from memcube import erasure
 from memcube.config import Settings
 from memcube.consolidation.trigger import note_episodes
 from memcube.embedder import Embedder, check_vector
-from memcube.errors import Conflict, InvalidInput, StaleVersion, TooLarge
+from memcube.errors import Conflict, Forbidden, InvalidInput, StaleVersion, TooLarge
 from memcube.models import CubeFilter, FuseRequest, LinkCreate, MemCubeCreate, MemCubePatch
+from memcube import poisoning
 from memcube.poisoning import origin_of, screen
 from memcube.store import core as core_store
 from memcube.store import cubes as store
@@ -243,8 +244,9 @@ def prepare_patch(pool: ConnectionPool, *, tenant: str, cube_id: UUID, patch: Me
 
 def patch_cube(conn: psycopg.Connection, *, tenant: str, actor: str, cube_id: UUID, patch: MemCubePatch,
                embedder: Embedder, settings: Settings, if_match: int | None = None,
-               source: str = "api", prepared: Prepared | None = None) -> dict[str, Any]:
-    """Apply a change as a new version; raises NotFound, StaleVersion, Conflict (forgotten cube) or InvalidInput.
+               source: str = "api", prepared: Prepared | None = None, may_release: bool = True) -> dict[str, Any]:
+    """Apply a change as a new version; raises NotFound, StaleVersion, Conflict (forgotten cube), InvalidInput, or
+    Forbidden when a memory the poisoning screen quarantined would leave quarantine and not `may_release`.
 
     `prepared` (from `prepare_patch`, made before the lock) is the new embedding; it is used when the text it
     was made from is still the one to embed, else the embedding is made here."""
@@ -253,6 +255,11 @@ def patch_cube(conn: psycopg.Connection, *, tenant: str, actor: str, cube_id: UU
     if current["status"] == "forgotten":
         raise Conflict(f"memory {cube_id} is forgotten and cannot change")
     _refuse_block_change(current, set(changes) & {"content", "kind", "tier"})
+    if current["status"] == "quarantined" and changes.get("status", "quarantined") != "quarantined" \
+            and (current["provenance"] or {}).get("poisoning") and not may_release:
+        # Else whoever wrote poisoned text could release it themselves.
+        raise Forbidden(f"memory {cube_id} was quarantined by the poisoning screen; releasing it needs the `admin` "
+                        "scope", details={"needed": "admin"})
     if current.get("label") is not None and changes.get("status") == "active" and current["status"] != "active":
         _refuse_second_block(conn, current)
     merged = {**current, **changes}
@@ -263,8 +270,17 @@ def patch_cube(conn: psycopg.Connection, *, tenant: str, actor: str, cube_id: UU
     vector = None
     if "content" in changes or "artifact" in changes:
         vector = _vector_for(embedding_text(merged), prepared, embedder)
-    return store.update_cube(conn, tenant=tenant, cube_id=cube_id, changes=changes,
-                             provenance=provenance(source, actor, reason=patch.reason),
+    record = provenance(source, actor, reason=patch.reason)
+    if "content" in changes and merged["status"] == "active" and source in SCREENED_SOURCES \
+            and current.get("label") is None and settings.poison_screen:
+        # New words are screened as a new memory's are: a change cannot slip instructions past the write check.
+        verdict = screen(changes["content"], origin=poisoning.row_origin(current), threshold=settings.poison_threshold,
+                         trust=settings.poison_trust)
+        if verdict.quarantined:
+            changes["status"] = "quarantined"
+            record.update(poisoning=verdict.record(),
+                          reason="; ".join(r for r in (record.get("reason"), verdict.reason) if r))
+    return store.update_cube(conn, tenant=tenant, cube_id=cube_id, changes=changes, provenance=record,
                              expected_version=current["version"], embedding=vector)
 
 

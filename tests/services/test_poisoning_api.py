@@ -113,3 +113,21 @@ def test_the_settings_turn_screening_off_or_move_the_threshold(settings, runtime
             assert memory["status"] == expected, (update, memory)
             own.http.close()
             client.http.close()
+
+
+def test_a_change_of_content_is_screened_like_a_new_memory(api, agent_id):
+    memory = api.post("/v1/memories", json={"agent_id": agent_id, "content": "Prefers window seats"}).json()
+    changed = api.patch(f"/v1/memories/{memory['id']}", json={"content": POISON})
+    assert changed.status_code == 200
+    assert changed.json()["status"] == "quarantined"
+    assert changed.json()["provenance"]["reason"].startswith("quarantined: reads as instructions")
+    hits = api.post("/v1/search", json={"agent_id": agent_id, "query": "ignore previous instructions"}).json()["hits"]
+    assert memory["id"] not in [h["id"] for h in hits]
+    # Its writer cannot release it; an admin can, and a change that leaves the words alone does not re-screen.
+    refused = api.patch(f"/v1/memories/{memory['id']}", json={"status": "active"})
+    assert refused.status_code == 403 and refused.json()["error"]["details"] == {"needed": "admin"}
+    boss = Api(api.http.base_url, ADMIN_TOKEN, "default")
+    key = boss.post("/v1/admin/keys", json={"tenant": api.tenant, "scopes": ["read", "write", "admin"]}).json()
+    reviewer = Api(api.http.base_url, key["token"], api.tenant)
+    released = reviewer.patch(f"/v1/memories/{memory['id']}", json={"status": "active", "reason": "reviewed"})
+    assert released.status_code == 200 and released.json()["status"] == "active"

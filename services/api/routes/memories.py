@@ -126,7 +126,8 @@ async def patch_memory(cube_id: UUID, body: MemCubePatch, request: Request, rt: 
 
     def work(conn: psycopg.Connection, who: Principal, prepared: cube.Prepared | None) -> Answer:
         row = cube.patch_cube(conn, tenant=who.tenant, actor=who.actor, cube_id=cube_id, patch=body,
-                              embedder=rt.embedder, settings=rt.settings, if_match=expected, prepared=prepared)
+                              embedder=rt.embedder, settings=rt.settings, if_match=expected, prepared=prepared,
+                              may_release="admin" in who.scopes)
         return Answer(MemCube.model_validate(row), headers={"ETag": f'"{row["version"]}"'})
 
     return await run_authorized(request, token, "write", work, prepare=lambda who: cube.prepare_patch(
