@@ -116,7 +116,8 @@ def open_session(conn: psycopg.Connection, *, cookie: str | None, settings: Sett
     else:
         if row["key_scopes"] is None or row["key_revoked_at"] is not None or "admin" not in row["key_scopes"]:
             return None
-        principal = Principal(key_id=row["key_id"], tenant=row["key_tenant"], scopes=frozenset(row["key_scopes"]))
+        principal = Principal(key_id=row["key_id"], tenant=row["key_tenant"], scopes=frozenset(row["key_scopes"]),
+                              key_name=row["key_name"])
     return DashboardSession(principal=principal, key_name=row["key_name"], csrf=row["csrf"],
                             created_at=row["created_at"], expires_at=row["expires_at"])
 

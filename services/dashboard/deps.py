@@ -98,8 +98,7 @@ def get_viewer(request: Request) -> Iterator[Viewer]:
                                                  key=key)
         if session is None:
             raise SignInRequired()
-        request_context.note_caller(session.principal.model_copy(update={"key_name": session.key_name}),
-                                    session.actor)
+        request_context.note_caller(session.principal, session.actor)
         yield Viewer(conn=conn, session=session, runtime=runtime)
         # A dashboard change that wrote versions commits with its audit row (memcube/audit.py), and answers with a
         # redirect to the page that shows it. Any other POST (a refusal shown as a page, a key change) is audited

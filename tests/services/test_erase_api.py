@@ -94,7 +94,7 @@ def test_an_erased_message_is_found_nowhere(api, server, admin, agent_id, runtim
     # Nor served anywhere: search of any status, the working window, context assembly.
     for query in (word, f"where does Ana live? {word} harbour"):
         found = dpo.post("/v1/search", json={"agent_id": agent_id, "user_id": "ana", "query": query, "k": 50,
-                                             "statuses": ["active", "superseded", "forgotten", "quarantined"]})
+                                             "statuses": ["active", "superseded", "forgotten"]})
         assert found.status_code == 200 and word not in found.text.lower()
         context = api.post("/v1/context", json={"agent_id": agent_id, "session_id": "chat", "query": query,
                                                 "budget": 4000})
