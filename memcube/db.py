@@ -27,13 +27,21 @@ def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection:
 
 
 def open_pool(settings: Settings, url: str) -> psycopg_pool.ConnectionPool:
-    """Open the process's connection pool; raises ConfigError when the database cannot be reached."""
+    """Open the process's connection pool; raises ConfigError when the database cannot be reached.
+
+    Survives a database restart: each connection is checked as it leaves the pool (an empty query), so one that
+    the restart broke is replaced instead of failing the request; while the database is down, a request waits
+    at most `db_pool_timeout_seconds` (then PoolTimeout, a 503), and the pool keeps reconnecting in the
+    background.
+    """
     pool = psycopg_pool.ConnectionPool(
         url,
         min_size=settings.db_pool_min,
         max_size=max(settings.db_pool_max, settings.db_pool_min),
         kwargs={"row_factory": dict_row},
         configure=_configure,
+        check=psycopg_pool.ConnectionPool.check_connection,
+        timeout=settings.db_pool_timeout_seconds,
         open=False,
         name="memcube",
     )
