@@ -1,0 +1,65 @@
+"""Trust under load and faults, the short version of `python -m bench.trust`: a deployment of its own (embedded
+PostgreSQL, Redis, one `memcube api`, one `memcube worker`, the `hash` embedder) under concurrent clients, with
+the API killed mid-batch, the worker killed mid-job, Redis and PostgreSQL restarted, and schemathesis fuzzing
+every route. Each check asserts that nothing acknowledged is lost or duplicated."""
+
+import asyncio
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from bench import trust_faults
+from bench.trust_fuzz import fuzz
+from bench.trust_load import reconcile, run_load
+from bench.trust_stack import TrustStack
+
+
+@pytest.fixture(scope="module")
+def stack():
+    # A short home: pgserver puts its unix socket there when the path allows.
+    home = Path(tempfile.mkdtemp(prefix="mcf-"))
+    deployment = TrustStack(home).start()
+    yield deployment
+    deployment.stop()
+
+
+def test_concurrent_clients_lose_no_acknowledged_write(stack):
+    tokens = [stack.new_key() for _ in range(4)]
+    tally = asyncio.run(run_load(stack.url, tokens, clients=16, seconds=20))
+    summary = tally.summary()
+    assert summary["errors_by_status"] == {}, "\n".join(tally.samples)
+    assert not tally.bad_errors
+    assert {"create", "batch", "append", "search", "context"} <= set(summary["operations"]), summary
+    assert summary["acknowledged_writes"] > 100, summary
+    assert asyncio.run(reconcile(stack.url, tally.acknowledged)) == []
+
+
+def test_a_batch_is_all_or_nothing_when_the_api_is_killed_mid_batch(stack):
+    result = trust_faults.api_killed_mid_batch(stack, rounds=2)
+    assert result["problems"] == [], result
+    assert result["batches_sent"] > result["acknowledged"] > 0, result
+
+
+def test_a_job_completes_exactly_once_when_its_worker_is_killed_mid_job(stack):
+    result = trust_faults.worker_killed_mid_job(stack)
+    assert result["problems"] == [], result
+
+
+def test_a_redis_restart_loses_no_acknowledged_write(stack):
+    result = trust_faults.redis_restarted(stack, down_seconds=3)
+    assert result["problems"] == [], result
+    assert result["lost"] == 0 and result["acknowledged_writes"] > 0, result
+
+
+def test_a_postgres_restart_is_503_while_down_and_the_api_recovers_by_itself(stack):
+    result = trust_faults.postgres_restarted(stack, down_seconds=5)
+    assert result["problems"] == [], result
+    assert set(result["phases"]["during"]["errors"]) <= {"503"}, result
+    assert result["phases"]["after"]["errors"] == {}, result
+
+
+def test_schemathesis_finds_no_5xx_and_every_error_in_the_documented_shape(stack):
+    report = fuzz(stack.url, stack.admin_token, max_examples=8)
+    assert report.operations >= 30, report.summary()
+    assert report.problems() == [], report.summary()
