@@ -62,4 +62,4 @@ def test_a_postgres_restart_is_503_while_down_and_the_api_recovers_by_itself(sta
 def test_schemathesis_finds_no_5xx_and_every_error_in_the_documented_shape(stack):
     report = fuzz(stack.url, stack.admin_token, max_examples=8)
     assert report.operations >= 30, report.summary()
-    assert report.problems() == [], report.summary()
+    assert report.problems() == [], "\n".join(report.problems())

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from pydantic import BaseModel
 
 from memcube import auth
 from memcube.models import ApiKey, ApiKeyCreate, ApiKeyCreated
 from services.api.deps import Admin, Conn
+from services.api.params import QueryIdent
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -25,7 +26,7 @@ def create_key(body: ApiKeyCreate, conn: Conn, who: Admin) -> Any:
 
 
 @router.get("/keys", response_model=Keys)
-def list_keys(conn: Conn, who: Admin, tenant: Annotated[str | None, Query(max_length=256)] = None) -> Any:
+def list_keys(conn: Conn, who: Admin, tenant: QueryIdent = None) -> Any:
     return {"items": auth.list_keys(conn, who, tenant)}
 
 
