@@ -139,8 +139,15 @@ def worker_killed_mid_job(stack: TrustStack) -> Result:
             "facts": after, "problems": problems}
 
 
+def _ready(stack: TrustStack) -> bool:
+    try:
+        return httpx.get(stack.url + "/readyz", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def _outage(stack: TrustStack, *, name: str, stop, start, down_seconds: float, clients: int,
-            before: float = 3.0, after: float = 8.0, settle: float = 5.0) -> Result:
+            before: float = 3.0, after: float = 8.0) -> Result:
     """Run light load through an outage (stop, down_seconds, start); return statuses before, during and after,
     and the acknowledged writes that cannot be read back."""
     tokens = [stack.new_key() for _ in range(2)]
@@ -155,10 +162,10 @@ def _outage(stack: TrustStack, *, name: str, stop, start, down_seconds: float, c
             current["tally"].record(op, status, elapsed)
 
     routed = Routed()
-    total = before + down_seconds + after
+    stop_load = threading.Event()
     thread = threading.Thread(target=lambda: asyncio.run(run_load(stack.url, tokens, clients=clients,
-                                                                  seconds=total + 2, tally=routed, seed=7,
-                                                                  pause=0.05)))
+                                                                  seconds=600, tally=routed, seed=7,
+                                                                  pause=0.05, stop=stop_load)))
     thread.start()
     time.sleep(before)
     current["tally"] = phases["during"]
@@ -167,8 +174,13 @@ def _outage(stack: TrustStack, *, name: str, stop, start, down_seconds: float, c
     time.sleep(down_seconds)
     start()
     back = time.monotonic()
-    time.sleep(settle)  # in-flight requests that waited on the outage finish; connections are replaced
+    # The outage is over for clients once the API says it is ready again (the pool has reconnected); from then
+    # on every answer must be a success.
+    wait_for(lambda: _ready(stack), timeout=120, what="the API to be ready again", every=0.1)
+    recovered = time.monotonic() - back
     current["tally"] = phases["after"]
+    time.sleep(after)
+    stop_load.set()
     thread.join()
     problems: list[str] = []
     for phase, tally in phases.items():
@@ -195,6 +207,7 @@ def _outage(stack: TrustStack, *, name: str, stop, start, down_seconds: float, c
     summary = {phase: {"requests": t.count(), "errors": {str(k): v for k, v in t.errors_by_status().items()}}
                for phase, t in phases.items()}
     return {"name": name, "down_seconds": down_seconds, "outage_seconds": round(back - stopped, 1),
+            "ready_again_after_seconds": round(recovered, 2),
             "phases": summary, "acknowledged_writes": len(routed.acknowledged), "lost": len(missing),
             "problems": problems}
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -157,8 +158,9 @@ class Client:
 
 
 async def run_load(url: str, tokens: list[str], *, clients: int, seconds: float, tally: Tally | None = None,
-                   seed: int = 13, pause: float = 0.0) -> Tally:
-    """Run `clients` concurrent clients (round-robin over the tenant tokens) for `seconds`; return the tally."""
+                   seed: int = 13, pause: float = 0.0, stop: threading.Event | None = None) -> Tally:
+    """Run `clients` concurrent clients (round-robin over the tenant tokens) for `seconds`, or until `stop` is
+    set; return the tally."""
     tally = tally or Tally()
     deadline = time.monotonic() + seconds
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -166,7 +168,7 @@ async def run_load(url: str, tokens: list[str], *, clients: int, seconds: float,
         agents = [Client(http, tokens[n % len(tokens)], n, tally, seed * 1000 + n) for n in range(clients)]
 
         async def loop(agent: Client) -> None:
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline and not (stop and stop.is_set()):
                 await agent.step()
                 if pause:
                     await asyncio.sleep(pause)
