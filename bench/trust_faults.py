@@ -9,7 +9,6 @@ import random
 import threading
 import time
 import uuid
-from collections import Counter
 from typing import Any
 
 import httpx
@@ -223,7 +222,3 @@ def postgres_restarted(stack: TrustStack, *, down_seconds: float = 5.0, clients:
     again (its pool reconnects), and every acknowledged write is there."""
     return _outage(stack, name="postgres restart", stop=stack.stop_postgres, start=stack.start_postgres,
                    down_seconds=down_seconds, clients=clients)
-
-
-def statuses(results: list[Result]) -> Counter:
-    return Counter("ok" if not r["problems"] else "failed" for r in results)

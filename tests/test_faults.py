@@ -4,16 +4,18 @@ the API killed mid-batch, the worker killed mid-job, Redis and PostgreSQL restar
 every route. Each check asserts that nothing acknowledged is lost or duplicated."""
 
 import asyncio
-import time
+import concurrent.futures
 import tempfile
+import time
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from bench import trust_faults
 from bench.trust_fuzz import fuzz
 from bench.trust_load import reconcile, run_load
-from bench.trust_stack import TrustStack
+from bench.trust_stack import TrustStack, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -67,12 +69,6 @@ def test_schemathesis_finds_no_5xx_and_every_error_in_the_documented_shape(stack
 
 
 def test_after_a_postgres_restart_no_request_meets_a_connection_the_restart_broke(stack):
-    import concurrent.futures
-
-    import psycopg
-
-    from bench.trust_stack import wait_for
-
     token = stack.new_key()
     with stack.client(token) as http:
         # Fill the API's pool with connections (concurrent requests), then restart PostgreSQL under it.
@@ -90,8 +86,6 @@ def test_after_a_postgres_restart_no_request_meets_a_connection_the_restart_brok
 
 
 def _connects(url):
-    import psycopg
-
     try:
         with psycopg.connect(url, connect_timeout=2):
             return True
