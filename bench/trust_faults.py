@@ -31,7 +31,7 @@ def _wait_job(http: httpx.Client, job_id: str, timeout: float = 120) -> dict[str
     return wait_for(done, timeout=timeout, what=f"job {job_id} to finish", every=0.3)
 
 
-def api_killed_mid_batch(stack: TrustStack, *, rounds: int = 3, clients: int = 4, batch: int = 200,
+def api_killed_mid_batch(stack: TrustStack, *, rounds: int = 3, clients: int = 4, batch: int = 100,
                          seed: int = 1) -> Result:
     """kill -9 the API while clients send batches; afterwards each batch exists whole or not at all, and each
     acknowledged batch exists whole."""
@@ -56,7 +56,13 @@ def api_killed_mid_batch(stack: TrustStack, *, rounds: int = 3, clients: int = 4
     async def round_() -> None:
         stop = asyncio.Event()
         tasks = [asyncio.create_task(send(n, stop)) for n in range(clients)]
-        await asyncio.sleep(rng.uniform(0.8, 2.0))
+        # Kill once a batch of this round has been acknowledged (so some are whole, others in flight), or after
+        # a while when batches are slow (a heavy embedder).
+        acked_before = sum(sent.values())
+        deadline = time.monotonic() + 20
+        while sum(sent.values()) == acked_before and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(rng.uniform(0.05, 0.5))
         await asyncio.to_thread(stack.kill_api)
         stop.set()
         await asyncio.gather(*tasks)
