@@ -5,10 +5,13 @@ every route. Each check asserts that nothing acknowledged is lost or duplicated.
 
 import asyncio
 import concurrent.futures
+import os
+import signal
 import tempfile
 import time
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 
@@ -91,3 +94,24 @@ def _connects(url):
             return True
     except psycopg.OperationalError:
         return False
+
+
+def test_a_redis_that_stops_answering_slows_an_append_by_seconds_and_loses_nothing(stack):
+    # SIGSTOP: the socket stays open and nothing answers, as with a hung server or a partition.
+    token = stack.new_key()
+    with stack.client(token, timeout=60) as http:
+        body = {"agent_id": "frozen", "messages": [{"role": "user", "content": "said while Redis hung"}]}
+        assert http.post("/v1/sessions/s-frozen/messages", json=body).status_code == 201
+        os.kill(stack.redis_process.pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            appended = http.post("/v1/sessions/s-frozen/messages", json=body)
+            took = time.monotonic() - started
+            ready = httpx.get(stack.url + "/readyz", timeout=60)
+        finally:
+            os.kill(stack.redis_process.pid, signal.SIGCONT)
+        assert appended.status_code == 201, appended.text
+        assert took < 15, took
+        assert ready.status_code == 503 and not ready.json()["checks"]["redis"]["ok"]
+        turns = http.get("/v1/memories", params={"agent_id": "frozen", "session_id": "s-frozen"}).json()["items"]
+        assert len(turns) == 2
