@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     )
     db_pool_min: int = Field(default=2, ge=1, description="Connections a process keeps open.")
     db_pool_max: int = Field(default=10, ge=1, description="Most connections a process opens.")
+    db_pool_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="How long a request waits for a database connection before a 503.")
     log_level: str = Field(default="info", description="Log level of every process.")
 
     # Embedding

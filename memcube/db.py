@@ -26,14 +26,37 @@ def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection:
     return conn
 
 
+def _check(pool: psycopg_pool.ConnectionPool, conn: psycopg.Connection) -> None:
+    """Check a connection leaving the pool; raises OperationalError when it is broken.
+
+    A broken one means the server restarted or dropped us: every idle connection is checked at once then, since
+    the pool waits 1 s, 2 s, 4 s... between failed checks and would make the next requests meet the others one
+    by one, past their timeout.
+    """
+    try:
+        psycopg_pool.ConnectionPool.check_connection(conn)
+    except psycopg.OperationalError:
+        pool.check()
+        raise
+
+
 def open_pool(settings: Settings, url: str) -> psycopg_pool.ConnectionPool:
-    """Open the process's connection pool; raises ConfigError when the database cannot be reached."""
+    """Open the process's connection pool; raises ConfigError when the database cannot be reached.
+
+    Survives a database restart: each connection is checked as it leaves the pool (an empty query), so one that
+    the restart broke is replaced instead of failing the request; while the database is down, a request waits
+    at most `db_pool_timeout_seconds` (then PoolTimeout, a 503), and the pool keeps reconnecting in the
+    background.
+    """
+    pool: psycopg_pool.ConnectionPool
     pool = psycopg_pool.ConnectionPool(
         url,
         min_size=settings.db_pool_min,
         max_size=max(settings.db_pool_max, settings.db_pool_min),
         kwargs={"row_factory": dict_row},
         configure=_configure,
+        check=lambda conn: _check(pool, conn),
+        timeout=settings.db_pool_timeout_seconds,
         open=False,
         name="memcube",
     )

@@ -152,6 +152,9 @@ class MemCubeCreate(Strict):
         return self
 
 
+NOT_NULL_FIELDS = frozenset({"content", "tags", "metadata", "kind", "tier", "status", "importance", "confidence"})
+
+
 class MemCubePatch(Strict):
     """The body of `PATCH /v1/memories/{id}`: only the fields given change."""
 
@@ -169,6 +172,14 @@ class MemCubePatch(Strict):
     importance: Unit | None = None
     confidence: Unit | None = None
     reason: Annotated[str, Field(max_length=1000), AfterValidator(check_text)] | None = None
+
+    @model_validator(mode="after")
+    def _no_null_for_required(self) -> MemCubePatch:
+        # `null` for a field every version has would reach the database as a missing value.
+        nulled = sorted(k for k in self.model_fields_set & NOT_NULL_FIELDS if getattr(self, k) is None)
+        if nulled:
+            raise ValueError(f"{', '.join(nulled)} cannot be null: leave a field out to keep it")
+        return self
 
     def changes(self) -> dict[str, Any]:
         """Return the fields the client set, except the reason."""

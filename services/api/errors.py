@@ -6,6 +6,9 @@ import json
 import logging
 from typing import Any
 
+import psycopg
+import psycopg_pool
+import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -15,6 +18,11 @@ from memcube import errors
 from memcube.request_context import request_id_var
 
 log = logging.getLogger(__name__)
+
+# A dependency that cannot be reached right now: the database (down, restarting, or every pooled connection
+# busy past the pool's timeout) or Redis. The client may retry; the answer says when.
+OUTAGES = (psycopg.OperationalError, psycopg_pool.PoolTimeout, redis.ConnectionError, redis.TimeoutError)
+RETRY_AFTER_SECONDS = "5"
 
 STATUS = {
     errors.InvalidInput: 422,
@@ -79,6 +87,8 @@ def install_error_handlers(app: FastAPI) -> None:
     def _memcube(request: Request, exc: errors.MemCubeError) -> JSONResponse:
         status = _status(exc)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if status == 503:
+            headers = {"Retry-After": RETRY_AFTER_SECONDS}
         return error_response(status, exc.code, exc.message, _clean(exc.details), headers)
 
     app.add_exception_handler(RequestValidationError, _validation)  # type: ignore[arg-type]
@@ -88,6 +98,16 @@ def install_error_handlers(app: FastAPI) -> None:
         code = HTTP_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code
         return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+
+    def _outage(request: Request, exc: Exception) -> JSONResponse:
+        # No traceback: an outage is an operational event, not a bug; one line says which dependency.
+        log.warning("dependency unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        dependency = "redis" if isinstance(exc, redis.RedisError) else "database"
+        return error_response(503, "unavailable", f"the {dependency} is unavailable right now; retry later",
+                              {"dependency": dependency}, {"Retry-After": RETRY_AFTER_SECONDS})
+
+    for outage in OUTAGES:
+        app.add_exception_handler(outage, _outage)  # type: ignore[arg-type]
 
     @app.exception_handler(Exception)
     def _unexpected(request: Request, exc: Exception) -> JSONResponse:

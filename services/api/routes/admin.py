@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from memcube import audit, auth
 from memcube.models import ApiKey, ApiKeyCreate, ApiKeyCreated, AuditEntry, AuditFilter, Page
 from services.api.deps import Admin, Conn
-from services.api.params import Cursor, Limit
+from services.api.params import Cursor, Limit, QueryIdent
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -26,7 +26,7 @@ def create_key(body: ApiKeyCreate, conn: Conn, who: Admin) -> Any:
 
 
 @router.get("/keys", response_model=Keys)
-def list_keys(conn: Conn, who: Admin, tenant: Annotated[str | None, Query(max_length=256)] = None) -> Any:
+def list_keys(conn: Conn, who: Admin, tenant: QueryIdent = None) -> Any:
     return {"items": auth.list_keys(conn, who, tenant)}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
@@ -24,9 +25,15 @@ def export(rt: RuntimeDep, who: Reader, agent_id: QueryIdent = None) -> Streamin
     # complete backup is an admin key's export.
     lines = portability.stream_export(rt.pool, tenant=who.tenant, agent_id=agent_id,
                                       withhold_forgotten="admin" not in who.scopes)
-    filename = f"memcube-{agent_id or who.tenant}.ndjson".replace('"', "")
     return StreamingResponse(lines, media_type=NDJSON,
-                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+                             headers={"Content-Disposition": _attachment(f"memcube-{agent_id or who.tenant}.ndjson")})
+
+
+def _attachment(filename: str) -> str:
+    """A Content-Disposition for any file name: headers are Latin-1, so the name goes as UTF-8 in `filename*`
+    (RFC 6266), with a printable-ASCII `filename` for clients that do not read it."""
+    fallback = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in filename)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 @router.post("/import", response_model=ImportResult,
