@@ -187,11 +187,17 @@ async def reconcile(url: str, acknowledged: dict[str, str], *, concurrency: int 
         async def worker() -> None:
             while queue:
                 cube_id, token = queue.pop()
-                for attempt in range(5):
+                attempt = 0
+                while attempt < 5:
+                    attempt += 1
                     try:
                         r = await http.get(f"/v1/memories/{cube_id}", headers={"Authorization": f"Bearer {token}"})
                     except httpx.HTTPError:
                         await asyncio.sleep(1)
+                        continue
+                    if r.status_code == 429:  # the key's read budget: wait as told, not an attempt
+                        attempt -= 1
+                        await asyncio.sleep(float(r.headers.get("retry-after", "1")))
                         continue
                     if r.status_code == 503:
                         await asyncio.sleep(1)

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from memcube.config import Settings
-from memcube.runtime import Runtime, open_runtime
+from memcube.runtime import Runtime, open_runtime, require_urls
 from services.api.errors import install_error_handlers
 from services.api.audit_middleware import AuditMiddleware
 from services.api.middleware import (BodyLimitMiddleware, ContentTypeMiddleware, Metrics, MetricsMiddleware,
@@ -28,11 +28,12 @@ def create_app(settings: Settings, *, runtime_factory: Callable[[Settings], Runt
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.runtime = runtime_factory(settings)
-        app.state.rate_limits = RateLimits(app.state.runtime.redis.connection_pool, read=settings.rate_limit_read,
+        app.state.rate_limits = RateLimits(require_urls(settings)[1], read=settings.rate_limit_read,
                                            write=settings.rate_limit_write, search=settings.rate_limit_search)
         try:
             yield
         finally:
+            app.state.rate_limits.close()
             app.state.runtime.close()
 
     # /docs loads Swagger UI from the fastapi-offline package, not from a CDN. No /redoc: ReDoc's page still

@@ -42,7 +42,9 @@ class AuditMiddleware:
         request_context.begin(entry)
 
         async def send_wrapper(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start" and not entry.written:
+            # A 503 leaves no row: the service could not reach a dependency (most often the database, where the
+            # trail itself lives), nothing changed, and waiting for a connection would only delay the answer.
+            if message["type"] == "http.response.start" and not entry.written and message["status"] != 503:
                 entry.route = getattr(scope.get("route"), "path", None) or entry.route
                 await run_in_threadpool(self._write, scope, entry, message["status"])
             await send(message)

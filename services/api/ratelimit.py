@@ -4,7 +4,8 @@ answer is `429 rate_limited` with `Retry-After`, before the request's body is re
 
 A request is counted under a hash of its bearer token (a wrong token is limited like a right one, which also
 slows guessing), or under the client address when it has none. When Redis cannot be reached the request is
-let through: a limit that fails closed would turn a Redis outage into an API outage.
+let through, and limits are not checked for a few seconds: a limit that fails closed would turn a Redis outage
+into an API outage.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 
 import limits
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from limits.storage import RedisStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
 
@@ -41,25 +44,45 @@ def request_class(method: str, path: str) -> str | None:
 
 
 class RateLimits:
-    """The configured limits of each class and the Redis-backed limiter that counts them."""
+    """The configured limits of each class and the Redis-backed limiter that counts them.
 
-    def __init__(self, connection_pool: redis.ConnectionPool, *, read: str, write: str, search: str) -> None:
+    The limiter has a Redis connection pool of its own with short timeouts, and a breaker: when Redis fails to
+    answer, limits are not checked for `pause_seconds`, so a Redis outage (or a hung Redis) costs at most one
+    short wait now and then, never every request's time on the event loop.
+    """
+
+    def __init__(self, redis_url: str, *, read: str, write: str, search: str, timeout_seconds: float = 0.25,
+                 pause_seconds: float = 5.0) -> None:
         self.items = {name: limits.parse_many(spec) if spec else []
                       for name, spec in (("read", read), ("write", write), ("search", search))}
+        self.pool = redis.ConnectionPool.from_url(redis_url, socket_timeout=timeout_seconds,
+                                                  socket_connect_timeout=timeout_seconds,
+                                                  retry=Retry(NoBackoff(), 0))
         self.limiter = SlidingWindowCounterRateLimiter(
-            RedisStorage("redis://", connection_pool=connection_pool, key_prefix="memcube:ratelimit"))
+            RedisStorage("redis://", connection_pool=self.pool, key_prefix="memcube:ratelimit"))
+        self.pause_seconds = pause_seconds
+        self._paused_until = 0.0
 
     def check(self, klass: str, who: str) -> float | None:
-        """Count one request of `who`; return None when it is within every limit of its class, else the seconds
-        until it would be."""
-        for item in self.items[klass]:
-            if not self.limiter.hit(item, klass, who):
-                stats = self.limiter.get_window_stats(item, klass, who)
-                return max(stats.reset_time - time.time(), 0.0) or 1.0
+        """Count one request of `who`; return None when it is within every limit of its class (or the limits
+        cannot be checked just now), else the seconds until it would be."""
+        if time.monotonic() < self._paused_until:
+            return None
+        try:
+            for item in self.items[klass]:
+                if not self.limiter.hit(item, klass, who):
+                    stats = self.limiter.get_window_stats(item, klass, who)
+                    return max(stats.reset_time - time.time(), 0.0) or 1.0
+        except redis.RedisError as exc:
+            self._paused_until = time.monotonic() + self.pause_seconds
+            log.warning("rate limits not checked for %g s (Redis: %s); requests go through", self.pause_seconds, exc)
         return None
 
     def describe(self, klass: str) -> str:
         return ";".join(str(item) for item in self.items[klass])
+
+    def close(self) -> None:
+        self.pool.disconnect()
 
 
 def caller(scope: dict[str, Any]) -> str:
@@ -82,11 +105,7 @@ class RateLimitMiddleware:
         if rate_limits is None or not rate_limits.items[klass]:
             await self.app(scope, receive, send)
             return
-        try:
-            wait = rate_limits.check(klass, caller(scope))
-        except redis.RedisError as exc:
-            log.warning("rate limits not checked (Redis: %s); the request goes through", exc)
-            wait = None
+        wait = rate_limits.check(klass, caller(scope))
         if wait is None:
             await self.app(scope, receive, send)
             return

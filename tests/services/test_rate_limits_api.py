@@ -58,3 +58,20 @@ def test_callers_without_a_token_are_limited_by_address(limited):
     anonymous.http.headers.pop("Authorization")
     codes = [anonymous.get(f"/v1/memories/{uuid.uuid4()}").status_code for _ in range(60)]
     assert codes.count(401) == 50 and codes[-1] == 429
+
+
+def test_without_redis_requests_go_through_and_limits_pause():
+    import socket
+    import time
+
+    from services.api.ratelimit import RateLimits
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once the socket is closed
+    limits = RateLimits(f"redis://127.0.0.1:{port}/0", read="1/minute", write="1/minute", search="1/minute")
+    started = time.monotonic()
+    assert [limits.check("write", "key:x") for _ in range(50)] == [None] * 50
+    # One failed attempt, then the breaker: fifty checks cost about one connection timeout, not fifty.
+    assert time.monotonic() - started < 1.0
+    limits.close()
