@@ -19,7 +19,6 @@ check fails.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
@@ -31,7 +30,7 @@ from typing import Any
 
 from bench import trust_faults
 from bench.trust_fuzz import fuzz
-from bench.trust_load import reconcile, run_load
+from bench.trust_load import reconcile, run_load, run_sync
 from bench.trust_stack import TrustStack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,9 +43,9 @@ def _print(title: str, value: Any) -> None:
 
 def load_check(stack: TrustStack, *, clients: int, seconds: float, tenants: int = 4) -> dict[str, Any]:
     tokens = [stack.new_key() for _ in range(tenants)]
-    tally = asyncio.run(run_load(stack.url, tokens, clients=clients, seconds=seconds))
+    tally = run_sync(run_load(stack.url, tokens, clients=clients, seconds=seconds))
     started = time.monotonic()
-    missing = asyncio.run(reconcile(stack.url, tally.acknowledged))
+    missing = run_sync(reconcile(stack.url, tally.acknowledged))
     summary = tally.summary()
     summary.update(clients=clients, lost=len(missing), reconcile_seconds=round(time.monotonic() - started, 1))
     problems = [f"{n} answers {status}" for status, n in tally.errors_by_status().items()]

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from bench.trust_load import Tally, reconcile, run_load
+from bench.trust_load import Tally, reconcile, run_load, run_sync
 from bench.trust_stack import TrustStack, wait_for
 
 Result = dict[str, Any]
@@ -68,7 +68,7 @@ def api_killed_mid_batch(stack: TrustStack, *, rounds: int = 3, clients: int = 4
         await asyncio.gather(*tasks)
 
     for _ in range(rounds):
-        asyncio.run(round_())
+        run_sync(round_())
         stack.start_api()
     problems: list[str] = []
     whole = none = 0
@@ -168,7 +168,7 @@ def _outage(stack: TrustStack, *, name: str, stop, start, down_seconds: float, c
 
     routed = Routed()
     stop_load = threading.Event()
-    thread = threading.Thread(target=lambda: asyncio.run(run_load(stack.url, tokens, clients=clients,
+    thread = threading.Thread(target=lambda: run_sync(run_load(stack.url, tokens, clients=clients,
                                                                   seconds=600, tally=routed, seed=7,
                                                                   pause=0.05, stop=stop_load)))
     thread.start()
@@ -193,7 +193,7 @@ def _outage(stack: TrustStack, *, name: str, stop, start, down_seconds: float, c
             allowed = phase == "during" and status == 503
             if not allowed:
                 problems.append(f"{n} answers {status} {phase} the outage")
-    missing = asyncio.run(reconcile(stack.url, routed.acknowledged))
+    missing = run_sync(reconcile(stack.url, routed.acknowledged))
     if missing:
         problems.append(f"{len(missing)} acknowledged writes lost, e.g. {missing[:3]}")
     if routed.bad_errors:

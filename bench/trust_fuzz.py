@@ -1,6 +1,6 @@
 """Schema-driven fuzzing with schemathesis: every operation of the running API's /openapi.json, called with
 generated valid and invalid requests under an admin token. What must hold: no answer is a 5xx, and every error
-answer has the documented shape {"error": {"code", "message", "details"}}."""
+answer has the documented shape {"error": {"code", "message", "details", "request_id"}}."""
 
 from __future__ import annotations
 

@@ -82,13 +82,13 @@ class Tally:
 
 
 def error_shape_ok(response: httpx.Response) -> bool:
-    """Whether an error answer is {"error": {"code": str, "message": str, "details": ...}}."""
+    """Whether an error answer is {"error": {"code": str, "message": str, "details": ..., "request_id": ...}}."""
     try:
         body = response.json()
     except ValueError:
         return False
     error = body.get("error") if isinstance(body, dict) else None
-    return (isinstance(error, dict) and set(error) == {"code", "message", "details"}
+    return (isinstance(error, dict) and set(error) == {"code", "message", "details", "request_id"}
             and isinstance(error["code"], str) and isinstance(error["message"], str))
 
 
@@ -177,6 +177,25 @@ async def run_load(url: str, tokens: list[str], *, clients: int, seconds: float,
         await asyncio.gather(*(loop(agent) for agent in agents))
         tally.seconds += time.monotonic() - started
     return tally
+
+
+def run_sync(coroutine: Any) -> Any:
+    """Run a coroutine to completion on an event loop of its own, in a thread of its own: callers may already
+    run a loop in theirs (a test session whose Playwright browser keeps one running), where asyncio.run refuses."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = asyncio.run(coroutine)
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
 
 
 async def reconcile(url: str, acknowledged: dict[str, str], *, concurrency: int = 16) -> list[str]:

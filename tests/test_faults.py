@@ -3,7 +3,6 @@ PostgreSQL, Redis, one `memcube api`, one `memcube worker`, the `hash` embedder)
 the API killed mid-batch, the worker killed mid-job, Redis and PostgreSQL restarted, and schemathesis fuzzing
 every route. Each check asserts that nothing acknowledged is lost or duplicated."""
 
-import asyncio
 import concurrent.futures
 import os
 import signal
@@ -17,7 +16,7 @@ import pytest
 
 from bench import trust_faults
 from bench.trust_fuzz import fuzz
-from bench.trust_load import reconcile, run_load
+from bench.trust_load import reconcile, run_load, run_sync
 from bench.trust_stack import TrustStack, wait_for
 
 
@@ -32,13 +31,13 @@ def stack():
 
 def test_concurrent_clients_lose_no_acknowledged_write(stack):
     tokens = [stack.new_key() for _ in range(4)]
-    tally = asyncio.run(run_load(stack.url, tokens, clients=16, seconds=20))
+    tally = run_sync(run_load(stack.url, tokens, clients=16, seconds=20))
     summary = tally.summary()
     assert summary["errors_by_status"] == {}, "\n".join(tally.samples)
     assert not tally.bad_errors
     assert {"create", "batch", "append", "search", "context"} <= set(summary["operations"]), summary
     assert summary["acknowledged_writes"] > 100, summary
-    assert asyncio.run(reconcile(stack.url, tally.acknowledged)) == []
+    assert run_sync(reconcile(stack.url, tally.acknowledged)) == []
 
 
 def test_a_batch_is_all_or_nothing_when_the_api_is_killed_mid_batch(stack):

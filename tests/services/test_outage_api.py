@@ -47,7 +47,7 @@ def dead_redis(tmp_path_factory):
 def assert_unavailable(response: httpx.Response) -> None:
     assert response.status_code == 503, response.text
     assert response.json()["error"]["code"] == "unavailable"
-    assert set(response.json()["error"]) == {"code", "message", "details"}
+    assert set(response.json()["error"]) == {"code", "message", "details", "request_id"}
     assert int(response.headers["retry-after"]) > 0
 
 
