@@ -25,6 +25,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from bench.corpus import LOCOMO_PATH, load_locomo, turns_of
 from bench.common import BENCH_DIR, DEFAULT_HOME, Bench, Report, chunks
 from memcube.config import Settings
 from memcube.poisoning import ORIGINS, screen
@@ -158,6 +159,21 @@ def show(report: Report, title: str, measured: dict[str, dict[str, Any]]) -> Non
     report.table(headers, rows, title=f"{title}: per category (poisoned: detection; benign: false positives)")
 
 
+def locomo_false_positives(report: Report, settings: Settings) -> None:
+    """Real conversations nobody tuned on: every LoCoMo turn (read in place, when it is there), screened as each
+    origin would write it. Every one is benign, so whatever is held is a false positive."""
+    if not LOCOMO_PATH.is_file():
+        report.say(f"LoCoMo not found at {LOCOMO_PATH}: its false-positive check is skipped")
+        return
+    texts = [turn.text for sample in load_locomo() for turn in turns_of(sample)]
+    for origin in ("user", "agent", "unknown", "tool", "web"):
+        held = [t for t in texts if screen(t, origin=origin, threshold=settings.poison_threshold,
+                                           trust=settings.poison_trust).quarantined]
+        report.figures[f"locomo_{origin}"] = {"turns": len(texts), "held": len(held)}
+        report.say(f"LoCoMo, {len(texts)} turns written as {origin}: {len(held)} held "
+                   f"(false-positive rate {len(held) / len(texts):.4f})")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--detector-only", action="store_true", help="measure the detector alone, no stack")
@@ -186,6 +202,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         report.figures[f"detector_{split}_uniform_trust"] = m
         report.say(f"detector, {split}, every origin trusted 1.0: detection {m['detection']:.3f}, "
                    f"false positives {m['false_positive']:.3f}")
+    report.say()
+    locomo_false_positives(report, settings)
     report.say()
     if not args.detector_only:
         api = end_to_end(report, Path(args.home), args.keep, data)
