@@ -16,8 +16,7 @@ from memcube.consolidation.trigger import note_episodes
 from memcube.embedder import Embedder, check_vector
 from memcube.errors import Conflict, Forbidden, InvalidInput, StaleVersion, TooLarge
 from memcube.models import CubeFilter, FuseRequest, LinkCreate, MemCubeCreate, MemCubePatch
-from memcube import poisoning
-from memcube.poisoning import origin_of, screen
+from memcube.poisoning import origin_of, row_origin, screen
 from memcube.store import core as core_store
 from memcube.store import cubes as store
 from memcube.store import links as link_store
@@ -78,12 +77,20 @@ def _screened(item: MemCubeCreate, source: str, record: dict[str, Any], settings
         record["origin"] = item.origin
     if not settings.poison_screen or source not in SCREENED_SOURCES or status != "active":
         return status
-    verdict = screen(item.content, origin=origin, threshold=settings.poison_threshold, trust=settings.poison_trust)
-    if not verdict.quarantined:
+    if not _poisoned(item.content, origin, record, settings):
         return status
-    record.update(origin=origin, poisoning=verdict.record(),
-                  reason="; ".join(r for r in (record.get("reason"), verdict.reason) if r))
+    record["origin"] = origin
     return "quarantined"
+
+
+def _poisoned(text: str, origin: str, record: dict[str, Any], settings: Settings) -> bool:
+    """Screen text written by `origin`; when it reads as instructions to the agent, put the verdict and its
+    reason into the provenance `record` and return True."""
+    verdict = screen(text, origin=origin, threshold=settings.poison_threshold, trust=settings.poison_trust)
+    if verdict.quarantined:
+        record.update(poisoning=verdict.record(),
+                      reason="; ".join(r for r in (record.get("reason"), verdict.reason) if r))
+    return verdict.quarantined
 
 
 def _check_create(items: Sequence[MemCubeCreate], settings: Settings) -> None:
@@ -274,12 +281,8 @@ def patch_cube(conn: psycopg.Connection, *, tenant: str, actor: str, cube_id: UU
     if "content" in changes and merged["status"] == "active" and source in SCREENED_SOURCES \
             and current.get("label") is None and settings.poison_screen:
         # New words are screened as a new memory's are: a change cannot slip instructions past the write check.
-        verdict = screen(changes["content"], origin=poisoning.row_origin(current), threshold=settings.poison_threshold,
-                         trust=settings.poison_trust)
-        if verdict.quarantined:
+        if _poisoned(changes["content"], row_origin(current), record, settings):
             changes["status"] = "quarantined"
-            record.update(poisoning=verdict.record(),
-                          reason="; ".join(r for r in (record.get("reason"), verdict.reason) if r))
     return store.update_cube(conn, tenant=tenant, cube_id=cube_id, changes=changes, provenance=record,
                              expected_version=current["version"], embedding=vector)
 

@@ -3,7 +3,6 @@ a fresh database per run with the migrations applied, and the real HTTP app serv
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import socket
@@ -21,6 +20,7 @@ import redis
 import uvicorn
 from psycopg import sql
 
+from bench.trust_load import run_sync
 from memcube.config import Settings
 from memcube.db import connect
 from memcube.embedded import start_stack
@@ -53,20 +53,7 @@ def _with_database(url: str, name: str) -> str:
 def run_async(make, *args):
     """Run a coroutine function to completion on an event loop of its own, in a thread of its own: the
     session's Playwright browser keeps an event loop running in the main thread, where asyncio.run refuses."""
-    result: dict = {}
-
-    def target():
-        try:
-            result["value"] = asyncio.run(make(*args))
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-            result["error"] = exc
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if "error" in result:
-        raise result["error"]
-    return result["value"]
+    return run_sync(make(*args))
 
 
 @pytest.fixture(scope="session")

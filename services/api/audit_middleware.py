@@ -12,6 +12,7 @@ from memcube import audit, request_context
 from memcube.auth import authenticate
 from memcube.errors import Unauthorized
 from memcube.models import Principal
+from services.api.deps import bearer_token
 from services.api.ratelimit import SEARCHES
 
 log = logging.getLogger(__name__)
@@ -68,10 +69,10 @@ class AuditMiddleware:
 
 
 def _caller(conn: Any, scope: dict[str, Any], admin_token: str | None) -> Principal | None:
-    scheme, _, token = dict(scope.get("headers", [])).get(b"authorization", b"").decode("latin-1").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(scope)
+    if token is None:
         return None
     try:
-        return authenticate(conn, token.strip(), admin_token=admin_token)
+        return authenticate(conn, token, admin_token=admin_token)
     except Unauthorized:
         return None

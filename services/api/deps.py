@@ -28,9 +28,16 @@ async def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-def _bearer(request: Request) -> str | None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+def bearer_token(scope: dict[str, Any]) -> str | None:
+    """The bearer token of a request (its ASGI scope), or None: for the routes and for the middleware that run
+    before them."""
+    raw = dict(scope.get("headers", [])).get(b"authorization", b"").decode("latin-1")
+    scheme, _, token = raw.partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def _bearer(request: Request) -> str | None:
+    return bearer_token(request.scope)
 
 
 def get_conn(request: Request) -> Iterator[psycopg.Connection]:

@@ -11,7 +11,6 @@ into an API outage.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import time
@@ -24,7 +23,8 @@ from redis.retry import Retry
 from limits.storage import RedisStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
 
-from memcube.request_context import request_id_var
+from services.api.deps import bearer_token
+from services.api.middleware import error_body
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +86,9 @@ class RateLimits:
 
 
 def caller(scope: dict[str, Any]) -> str:
-    headers = dict(scope.get("headers", []))
-    scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return "key:" + hashlib.sha256(token.strip().encode()).hexdigest()[:32]
+    token = bearer_token(scope)
+    if token:
+        return "key:" + hashlib.sha256(token.encode()).hexdigest()[:32]
     client = scope.get("client") or ("unknown", 0)
     return f"addr:{client[0]}"
 
@@ -110,12 +109,10 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         retry_after = str(max(1, math.ceil(wait)))
-        body = json.dumps({"error": {
-            "code": "rate_limited",
-            "message": f"too many {klass} requests for this key (limit {rate_limits.describe(klass)}, "
-                       f"MEMCUBE_RATE_LIMIT_{klass.upper()}); retry after {retry_after} s",
-            "details": {"class": klass, "limit": rate_limits.describe(klass), "retry_after": int(retry_after)},
-            "request_id": request_id_var.get() or None}}).encode()
+        body = error_body("rate_limited",
+                          f"too many {klass} requests for this key (limit {rate_limits.describe(klass)}, "
+                          f"MEMCUBE_RATE_LIMIT_{klass.upper()}); retry after {retry_after} s",
+                          {"class": klass, "limit": rate_limits.describe(klass), "retry_after": int(retry_after)})
         await send({"type": "http.response.start", "status": 429,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                                 (b"retry-after", retry_after.encode())]})

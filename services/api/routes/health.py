@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from memcube.health import anonymous_view, may_see_details, readiness
-from services.api.deps import RuntimeDep
+from services.api.deps import RuntimeDep, bearer_token
 
 router = APIRouter(tags=["operations"])
 
@@ -24,8 +24,7 @@ def readyz(request: Request, rt: RuntimeDep) -> Any:
     """Each check's `ok`; its timing or error text only for a caller with a valid bearer token."""
     checks = readiness(rt)
     ready = all(c["ok"] for c in checks.values())
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if not may_see_details(rt, token.strip() if scheme.lower() == "bearer" else None):
+    if not may_see_details(rt, bearer_token(request.scope)):
         checks = anonymous_view(checks)
     return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks},
                         status_code=200 if ready else 503)
