@@ -125,7 +125,7 @@ def raw_rows(texts: Sequence[str], vectors: np.ndarray, agent_of: Callable[[int]
         row: dict[str, Any] = dict.fromkeys(names)
         row.update(item.model_dump(exclude={"embedding"}))
         row.update(id=uuid.uuid4(), tenant=TENANT, provenance=provenance, metadata=Jsonb(row["metadata"] or {}),
-                   data=None, artifact=None, embedding=vectors[i])
+                   data=None, artifact=None, embedding=vectors[i], status="active")
         rows.append({name: row[name] for name in names})
     return rows
 
