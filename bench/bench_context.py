@@ -26,8 +26,10 @@ from psycopg.types.json import Jsonb
 
 from bench.common import DEFAULT_HOME, Bench, Report, load_embedder, machine_state, percentiles, ratio
 from bench.corpus import build_corpus, query_texts
+from bench.plans import service_text
 from bench.timing import interleave
 from memcube import working
+from memcube.store import vector_index as index_store
 from memcube.context import RECALL_KINDS
 from memcube.db import connect
 from memcube.models import Message
@@ -43,6 +45,14 @@ BUDGET = 2000
 COPY_COLUMNS = ("id", "tenant", "agent_id", "kind", "tier", "content", "metadata", "occurred_at", "importance",
                 "provenance", "embedding")
 COPY_TYPES = ("uuid", "text", "text", "text", "text", "text", "jsonb", "timestamptz", "real", "jsonb", "vector")
+_COLUMNS = ", ".join(COPY_COLUMNS)
+# COPY fills a staging table; one INSERT then moves the rows in with their search document (a row outside a
+# session: its own words, weight A; migrations/0006_search_text.sql), as the API's insert writes it.
+SQL_STAGE = "CREATE TEMP TABLE stage ON COMMIT DROP AS SELECT " + _COLUMNS + " FROM memcubes WITH NO DATA"
+SQL_FROM_STAGE = (
+    "INSERT INTO memcubes (" + _COLUMNS + ", search_tsv, search_len) SELECT " + _COLUMNS + ", d.doc, "
+    "memcube_search_len(d.doc) FROM stage, LATERAL (SELECT setweight(to_tsvector('english', content), 'A') AS doc) d"
+)
 SQL_FIRST_VERSIONS = (
     "INSERT INTO memcube_versions (cube_id, version, " + SNAPSHOT_COLUMNS + ") "
     "SELECT id, version, " + SNAPSHOT_COLUMNS + " FROM memcubes WHERE tenant = %s AND agent_id = %s"
@@ -84,14 +94,19 @@ def _load(url: str, texts: list[str], embedder: Any, report: Report) -> None:
     provenance = Jsonb({"source": "import", "actor": "bench"})
     with connect(url) as conn:
         t0 = time.perf_counter()
-        copy_sql = sql.SQL("COPY memcubes ({}) FROM STDIN WITH (FORMAT BINARY)").format(
+        # One agent of this size is searched through the HNSW index: its rows enter it (memcube/vector_index.py).
+        index_store.mark_filling(conn, tenant=TENANT, agent_id=AGENT)
+        conn.execute(SQL_STAGE)
+        copy_sql = sql.SQL("COPY stage ({}) FROM STDIN WITH (FORMAT BINARY)").format(
             sql.SQL(", ").join(map(sql.Identifier, COPY_COLUMNS)))
         with conn.cursor() as cur, cur.copy(copy_sql) as copy:
             copy.set_types(list(COPY_TYPES))
             for i, text in enumerate(texts):
                 copy.write_row([uuid.uuid4(), TENANT, AGENT, "episodic", "archival", text, Jsonb({"n": i}),
                                 start + timedelta(minutes=5 * i), 0.5, provenance, vectors[i]])
+        conn.execute(SQL_FROM_STAGE)
         conn.execute(SQL_FIRST_VERSIONS, (TENANT, AGENT))
+        index_store.mark_ready(conn, tenant=TENANT, agent_id=AGENT)  # every row was written after the mark
         conn.commit()
         t1 = time.perf_counter()
         conn.autocommit = True
@@ -186,6 +201,7 @@ def _run(bench: Bench, report: Report, args: argparse.Namespace) -> None:
     n = max(settings.search_candidates, 2 * (settings.context_recall_k + len(window)))
     scope = ScopeFilter(tenant=TENANT, agent_id=AGENT, kinds=RECALL_KINDS, tiers=("archival",))
     sizes: list[dict[str, int]] = []
+    words = service_text(url, settings)  # the full-text half the service would send
 
     def context_http(i: int) -> Any:
         r = http.post("/v1/context", json={"agent_id": AGENT, "session_id": SESSION, "query": questions[i],
@@ -194,11 +210,16 @@ def _run(bench: Bench, report: Report, args: argparse.Namespace) -> None:
         body = r.json()
         sizes.append({"total": body["tokens"], **{k: len(s["items"]) for k, s in body["sections"].items()}})
 
+    def search_http(i: int) -> Any:
+        r = http.post("/v1/search", json={"agent_id": AGENT, "query": questions[i], "k": 10})
+        r.raise_for_status()
+
     def embed_query(i: int) -> Any:
         return embedder.inner.embed([questions[i]])
 
     def search_sql(i: int) -> Any:
-        rows = search_candidates(conn, scope=scope, query_vector=vectors[i], text=questions[i], n_vector=n,
+        rows = search_candidates(conn, scope=scope, query_vector=vectors[i], text=words(TENANT, AGENT, questions[i]),
+                                 n_vector=n,
                                  n_text=n, plan=plan, dim=embedder.dim,  # type: ignore[arg-type]
                                  ef_search=max(settings.hnsw_ef_search, n))
         conn.commit()
@@ -207,7 +228,8 @@ def _run(bench: Bench, report: Report, args: argparse.Namespace) -> None:
     def window_read(i: int) -> Any:
         return working.read_window(redis_client, working.window_key(TENANT, AGENT, SESSION), ttl_seconds=600)
 
-    context_times, _ = interleave({"HTTP context (budget 2000)": context_http, "embed query": embed_query,
+    context_times, _ = interleave({"HTTP context (budget 2000)": context_http, "HTTP search (k 10)": search_http,
+                                   "embed query": embed_query,
                                    f"search SQL ({plan}, {n}+{n} candidates)": search_sql,
                                    "Redis window read": window_read}, args.contexts, warmup=5, label="context")
     redis_client.delete(raw_key, list_key)
@@ -236,6 +258,10 @@ def _report(report: Report, append_times: dict[str, list[float]], context_times:
                      f"HTTP is {ratio(stats[whole[group]]['p50'], base['p50']):.2f}x"])
         report.figures[f"{group}_http_over_parts_p50"] = ratio(stats[whole[group]]["p50"], base["p50"])
     report.table(["operation", "n", "p50 ms", "p95 ms", "ratio"], rows, title="## Latency, same run")
+    context, search = stats["HTTP context (budget 2000)"], stats["HTTP search (k 10)"]
+    report.figures["context_over_search"] = {q: ratio(context[q], search[q]) for q in ("p50", "p95")}
+    report.say(f"context assembly against one search of the same question, same run: p50 "
+               f"{ratio(context['p50'], search['p50']):.2f}x, p95 {ratio(context['p95'], search['p95']):.2f}x")
     if sizes:
         mean = {k: sum(s[k] for s in sizes) / len(sizes) for k in sizes[0]}
         report.figures["context_mean"] = mean

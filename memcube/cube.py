@@ -10,7 +10,7 @@ from uuid import UUID
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from memcube import erasure
+from memcube import erasure, vector_index
 from memcube.config import Settings
 from memcube.consolidation.trigger import note_episodes
 from memcube.embedder import Embedder, check_vector
@@ -152,6 +152,8 @@ def create_cubes(conn: psycopg.Connection, *, tenant: str, actor: str, items: Se
                    provenance=record)
         rows.append(row)
     created = store.insert_cubes(conn, rows)
+    # A scope this write takes past the exact plan's size starts entering the HNSW index (vector_index.py).
+    vector_index.WATCH.note_writes(conn, tenant=tenant, rows=created, threshold=settings.exact_scan_max_rows)
     # Episodes count toward their scope's next consolidation, in this same transaction (trigger.py).
     note_episodes(conn, tenant=tenant, rows=created, settings=settings)
     return created

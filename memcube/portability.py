@@ -20,6 +20,7 @@ import psycopg
 import psycopg_pool
 from pydantic import ValidationError
 
+from memcube import vector_index
 from memcube.consolidation.trigger import note_episodes
 from memcube.lessons.trigger import note_trajectory
 from memcube.config import Settings
@@ -158,6 +159,7 @@ def import_export(conn: psycopg.Connection, *, tenant: str, body: bytes, embedde
             raise Conflict(f"the import clashes with what is here: {exc.diag.message_detail or exc}",
                            details={"constraint": exc.diag.constraint_name}) from exc
         created["cubes"], created["versions"] = len(rows), sum(len(r["versions"]) for r in rows)
+        vector_index.WATCH.note_writes(conn, tenant=tenant, rows=rows, threshold=settings.exact_scan_max_rows)
         search_text.refresh_search_text(conn, tenant=tenant, cube_ids=[r["id"] for r in rows])
         _consolidation_state(conn, tenant, rows, settings)
         _distillation_state(conn, tenant, rows, settings)

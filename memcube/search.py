@@ -20,6 +20,7 @@ from memcube.models import KINDS, CubeRef, Explain, Hit, SearchRequest
 from memcube.ranking import Ranked, RankWeights, fuse
 from memcube.store import cubes as cube_store
 from memcube.store import search as search_store
+from memcube.store import vector_index as index_store
 from memcube.store.cubes import to_vector
 from memcube.store.search import Plan, ScopeFilter, TextQuery, count_vector_matches, search_candidates
 
@@ -53,25 +54,31 @@ class SearchStats:
 
     def __init__(self, scope_ttl_seconds: float) -> None:
         self._ttl = scope_ttl_seconds
-        self._sizes: dict[tuple[str, str], tuple[int, float]] = {}
+        self._sizes: dict[tuple[str, str], tuple[int, bool, float]] = {}
         self._words: dict[tuple[str, str, str | None, tuple[str, ...]], _ScopeWords] = {}
         self._lexemes: dict[str, list[str]] = {}
         self._lock = threading.Lock()
 
     def scope_size(self, conn: psycopg.Connection, *, tenant: str, agent_id: str, cap: int) -> int:
         """Return the number of cubes of an agent (counted up to `cap`), recounted every scope ttl."""
+        return self.scope(conn, tenant=tenant, agent_id=agent_id, cap=cap)[0]
+
+    def scope(self, conn: psycopg.Connection, *, tenant: str, agent_id: str, cap: int) -> tuple[int, bool]:
+        """Return the number of cubes of an agent (counted up to `cap`) and whether the HNSW index holds all of
+        their vectors (memcube/vector_index.py), both read again every scope ttl."""
         key = (tenant, agent_id)
         now = time.monotonic()
         with self._lock:
             cached = self._sizes.get(key)
-        if cached is not None and now - cached[1] < self._ttl:
-            return cached[0]
+        if cached is not None and now - cached[2] < self._ttl:
+            return cached[0], cached[1]
         size = cube_store.scope_size(conn, tenant=tenant, agent_id=agent_id, cap=cap)
+        indexed = index_store.state(conn, tenant=tenant, agent_id=agent_id) == "ready"
         with self._lock:
             if len(self._sizes) > CACHE_ENTRIES:
                 self._sizes.clear()
-            self._sizes[key] = (size, now)
-        return size
+            self._sizes[key] = (size, indexed, now)
+        return size, indexed
 
     def query_lexemes(self, conn: psycopg.Connection, text: str) -> list[str]:
         """Return the words of a query as full-text search normalizes them."""
@@ -123,9 +130,10 @@ class SearchResult:
     plan: str
 
 
-def choose_plan(scope_rows: int, exact_scan_max_rows: int) -> Plan:
-    """Exact distances for scopes up to the threshold; the HNSW index (iterative scan) above it."""
-    return "exact" if scope_rows <= exact_scan_max_rows else "hnsw"
+def choose_plan(scope_rows: int, exact_scan_max_rows: int, indexed: bool = True) -> Plan:
+    """Exact distances for scopes up to the threshold, and for larger ones until the HNSW index holds all of
+    their vectors; the index (iterative scan) above it."""
+    return "hnsw" if scope_rows > exact_scan_max_rows and indexed else "exact"
 
 
 def derived_evidence(row: dict[str, Any]) -> list[UUID]:
@@ -168,8 +176,8 @@ def search(conn: psycopg.Connection, *, tenant: str, request: SearchRequest, emb
     )
     vector = to_vector(embedder.embed([request.query])[0])
     n = max(settings.search_candidates, 2 * request.k)
-    size = stats.scope_size(conn, tenant=tenant, agent_id=request.agent_id, cap=settings.exact_scan_max_rows + 1)
-    plan: str = choose_plan(size, settings.exact_scan_max_rows)
+    size, indexed = stats.scope(conn, tenant=tenant, agent_id=request.agent_id, cap=settings.exact_scan_max_rows + 1)
+    plan: str = choose_plan(size, settings.exact_scan_max_rows, indexed)
     text = stats.text_query(conn, tenant=tenant, agent_id=request.agent_id, user_id=request.user_id,
                             kinds=scope.kinds or DEFAULT_KINDS, lexemes=stats.query_lexemes(conn, request.query),
                             common_fraction=settings.text_common_fraction,

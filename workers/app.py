@@ -37,11 +37,14 @@ def broker_url(settings: Settings) -> str:
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
-    """Return the periodic tasks: the idle scan and, if on, consolidation of every scope with pending episodes,
+    """Return the periodic tasks: the idle scan, the HNSW index's fill of grown scopes and, if on, consolidation of every scope with pending episodes,
     distillation of every scope with pending trajectories, and paging. Each expires after its own interval, so a worker that was down does not face a pile of stale runs."""
     schedule = {
         "scan": {"task": "memcube.scan", "schedule": settings.scan_interval_seconds,
                  "kwargs": {"schedule": False}, "options": {"expires": settings.scan_interval_seconds}},
+        # Scopes that outgrew the exact plan enter the HNSW index (memcube/vector_index.py).
+        "index": {"task": "memcube.index", "schedule": settings.scan_interval_seconds,
+                  "options": {"expires": settings.scan_interval_seconds}},
     }
     if settings.consolidate_every_seconds > 0:
         schedule["consolidate-pending"] = {

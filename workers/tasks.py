@@ -22,6 +22,7 @@ from memcube.lessons import trigger as lesson_trigger
 from memcube.lessons.distill import run_distillation
 from memcube.llm import LLM, build_llm
 from memcube.maintenance import page_scopes
+from memcube.vector_index import fill_pending
 from memcube.runtime import Runtime, open_runtime
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,17 @@ def scan(self: Any, schedule: bool = False, distill_schedule: bool = False) -> d
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
     return {"queued": result.queued, "distills_queued": distills, "republished": result.republished,
             "purged": result.purged}
+
+
+@shared_task(name="memcube.index", bind=True, acks_late=True, max_retries=MAX_RETRIES)
+def index(self: Any) -> dict[str, Any]:
+    """Sweep the older rows of scopes that outgrew the exact plan into the HNSW index (memcube/vector_index.py).
+    Sweeping a scope twice changes nothing the second time."""
+    runtime, _ = _runtime()
+    try:
+        return fill_pending(runtime.pool)
+    except TRANSIENT as exc:
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
 
 
 @shared_task(name="memcube.page", bind=True, acks_late=True, max_retries=MAX_RETRIES)

@@ -161,6 +161,8 @@ def search_candidates(conn: psycopg.Connection, *, scope: ScopeFilter, query_vec
     else:
         conn.execute(SQL_HNSW_SETTINGS, (str(ef_search), str(max_scan_tuples)))
         distance = sql.SQL("m.embedding::vector({dim}) <=> %(q)s::vector({dim})").format(dim=sql.Literal(dim))
+        # The index holds only the rows of indexed scopes (`ann`): the filter must name it for the index to serve.
+        where = sql.SQL("{} AND m.ann").format(where)
     query = sql.SQL(
         "WITH vec AS ("
         "  SELECT m.id, {distance} AS distance FROM memcubes m"

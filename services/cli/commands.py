@@ -1,4 +1,4 @@
-"""The `memcube` command: up, migrate, api, worker, beat, reembed, mcp.
+"""The `memcube` command: up, migrate, api, worker, beat, reembed, index, mcp.
 
 It sits above everything it starts (the API, the workers, the MCP server), which is why it lives here and not
 in `memcube/`: the library imports nothing from `services/` or `workers/`.
@@ -140,6 +140,28 @@ def cmd_reembed(settings: Settings) -> int:
     return 0
 
 
+def cmd_index(settings: Settings) -> int:
+    from memcube.db import open_pool
+    from memcube.vector_index import fill_pending, index_large_scopes
+
+    with _database(settings) as url:
+        pool = open_pool(settings, url)
+        try:
+            with pool.connection() as conn:
+                marked = index_large_scopes(conn, threshold=settings.exact_scan_max_rows)
+            ready = rows = 0
+            while True:
+                done = fill_pending(pool)
+                ready, rows = ready + done["ready"], rows + done["rows"]
+                if done["scopes"] == 0 or done["ready"] == 0:
+                    break
+        finally:
+            pool.close()
+    print(f"{len(marked)} scope(s) of more than {settings.exact_scan_max_rows} memories newly marked; "
+          f"{ready} scope(s) made ready, {rows} row(s) entered the HNSW index")
+    return 0
+
+
 def cmd_mcp(settings: Settings, argv: list[str]) -> int:
     from services.mcp.server import run
 
@@ -215,6 +237,7 @@ COMMANDS = {
     "worker": (cmd_worker, "run a background worker and the outbox relay (needs DATABASE_URL and REDIS_URL)"),
     "beat": (cmd_beat, "run the schedule of background work: scans, consolidation, paging (needs REDIS_URL)"),
     "reembed": (cmd_reembed, "re-embed every memory with the configured embedder"),
+    "index": (cmd_index, "put every scope larger than MEMCUBE_EXACT_SCAN_MAX_ROWS into the HNSW index now"),
     "mcp": (cmd_mcp, "serve MemCube to MCP clients over stdio or streamable HTTP (needs MEMCUBE_API_KEY)"),
 }
 

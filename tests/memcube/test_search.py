@@ -11,6 +11,7 @@ from memcube.access import AccessRecorder
 from memcube.errors import InvalidInput
 from memcube.models import MemCubeCreate, MemCubePatch, SearchRequest
 from memcube.search import SearchStats, search
+from memcube.store import vector_index as index_store
 from memcube.store.cubes import to_vector
 from memcube.store.search import ScopeFilter, search_candidates
 
@@ -112,6 +113,11 @@ def test_scoped_search_is_complete_among_many_scopes_after_many_repeats(conn, em
                                                 settings=settings), items):
             vectors[row["id"]] = (agent, np.asarray(item.embedding) / np.linalg.norm(item.embedding))
     local = settings.model_copy(update={"exact_scan_max_rows": threshold})
+    if threshold < 1000:  # the scopes are large: put them into the HNSW index, as the worker would
+        for agent in agents:
+            index_store.mark_filling(conn, tenant=tenant, agent_id=agent)
+            index_store.index_chunk(conn, tenant=tenant, agent_id=agent, after=None, limit=100)
+            index_store.mark_ready(conn, tenant=tenant, agent_id=agent)
     stats = SearchStats(60)
     for repeat in range(12):
         agent = agents[repeat % len(agents)]

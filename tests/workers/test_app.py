@@ -24,7 +24,7 @@ def test_the_beat_schedule_follows_the_settings():
     schedule = beat_schedule(Settings(scan_interval_seconds=7, consolidate_every_seconds=0, distill_every_seconds=0,
                                       page_every_seconds=60))
     assert {name: (entry["task"], entry["schedule"]) for name, entry in schedule.items()} == \
-        {"scan": ("memcube.scan", 7), "page": ("memcube.page", 60)}
+        {"scan": ("memcube.scan", 7), "index": ("memcube.index", 7), "page": ("memcube.page", 60)}
     assert "consolidate-pending" in beat_schedule(Settings())
     assert beat_schedule(Settings(distill_every_seconds=90))["distill-pending"]["kwargs"] == {"distill_schedule": True}
 
