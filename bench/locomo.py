@@ -212,7 +212,7 @@ def compare_embedders(report: Report, bench: Bench, samples: list[dict[str, Any]
                          "dense_r5": dense[0], "dense_r10": dense[1], "batch1_p50_ms": p50, "batch1_p95_ms": p95,
                          "batch_texts_per_s": batch_rate[spec], "cosine_to_" + base: cos}
     report.table(["embedder", "space", "hybrid R@5", "hybrid R@10", "dense R@5", "dense R@10", "batch-1 p50 ms",
-                  "p95 ms", f"batch {load_settings().embed_batch_size} texts/s", f"cos to {base}"], rows,
+                  "p95 ms", f"batch {load_settings().embed_batch_size or 'default'} texts/s", f"cos to {base}"], rows,
                  title="## Embedders on the same turns (default search through the API, k = 10; dense = exact "
                        "cosine over the stored vectors)")
     for spec in specs[:-1]:

@@ -107,15 +107,16 @@ def _check_create(items: Sequence[MemCubeCreate], settings: Settings) -> None:
                            details={"limit": settings.max_tags, "index": index})
 
 
-def embed_items(items: Sequence[MemCubeCreate], embedder: Embedder, settings: Settings) -> list[list[float]]:
+def embed_items(items: Sequence[MemCubeCreate], embedder: Embedder, settings: Settings) -> list[Any]:
     """Check a create and return one vector per item (the client's, normalized, or computed), with no
     connection held: writers embed first, then take a connection. Raises TooLarge or InvalidInput."""
     _check_create(items, settings)
     return _embed_items(items, embedder)
 
 
-def _embed_items(items: Sequence[MemCubeCreate], embedder: Embedder) -> list[list[float]]:
-    vectors: list[list[float] | None] = [None] * len(items)
+def _embed_items(items: Sequence[MemCubeCreate], embedder: Embedder) -> list[Any]:
+    """One vector per item: a list from the embedder, or a float32 array for a client's vector."""
+    vectors: list[Any] = [None] * len(items)
     todo = []
     for index, item in enumerate(items):
         if item.embedding is not None:
