@@ -166,3 +166,17 @@ def test_search_in_an_indexed_scope_finds_what_exact_finds(runtime, embedder, sm
         found = search_candidates(conn, scope=ScopeFilter(tenant=tenant, agent_id="seek"), query_vector=query,
                                   text=None, n_vector=5, n_text=5, plan="hnsw", dim=embedder.dim, ef_search=40)
     assert min(found, key=lambda r: r["vector_distance"])["id"] == target["id"]
+
+
+def test_memcube_index_puts_every_large_scope_into_the_index(runtime, embedder, settings, tenant, database_url,
+                                                              monkeypatch, capsys):
+    from services.cli.commands import main
+
+    rng = random.Random(17)
+    _write(runtime.pool, tenant, _items("cli-large", 12, embedder.dim, rng), embedder, settings)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("MEMCUBE_EXACT_SCAN_MAX_ROWS", "10")
+    assert main(["index"]) == 0
+    assert "newly marked" in capsys.readouterr().out
+    assert _state(runtime.pool, tenant, "cli-large") == "ready"
+    assert _flags(runtime.pool, tenant, "cli-large") == {True: 12}
