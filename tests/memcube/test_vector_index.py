@@ -180,3 +180,22 @@ def test_memcube_index_puts_every_large_scope_into_the_index(runtime, embedder, 
     assert "newly marked" in capsys.readouterr().out
     assert _state(runtime.pool, tenant, "cli-large") == "ready"
     assert _flags(runtime.pool, tenant, "cli-large") == {True: 12}
+
+
+def test_a_sweep_cut_short_is_finished_by_the_next_run(runtime, embedder, small, tenant):
+    """A worker that dies mid-sweep leaves committed chunks behind and the scope filling: the next beat run
+    walks the scope again and makes it ready; search stays exact until then."""
+    rng = random.Random(19)
+    pool = runtime.pool
+    _write(pool, tenant, _items("cut", THRESHOLD + 10, embedder.dim, rng), embedder, small)
+    assert _state(pool, tenant, "cut") == "filling"
+    with pool.connection() as conn:  # the first chunk of a sweep, then the worker is gone
+        entered, after = store.index_chunk(conn, tenant=tenant, agent_id="cut", after=None, limit=15)
+    assert entered == 15 and after is not None
+    assert _state(pool, tenant, "cut") == "filling"
+    with pool.connection() as conn:
+        result = search(conn, tenant=tenant, request=SearchRequest(agent_id="cut", query="note", k=5),
+                        embedder=embedder, settings=small, stats=SearchStats(0))
+    assert result.plan == "exact"
+    vector_index.fill_pending(pool)
+    assert _state(pool, tenant, "cut") == "ready" and _flags(pool, tenant, "cut") == {True: THRESHOLD + 10}
