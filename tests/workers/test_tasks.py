@@ -8,6 +8,7 @@ import time
 import uuid
 
 from memcube.config import Settings
+from memcube.store import vector_index as index_store
 from tests.workers.support import consolidate, memories, remember, wait_job
 from workers.app import create_celery
 
@@ -175,3 +176,25 @@ def test_the_page_task_moves_the_least_valuable_core_memories_to_archival(api, a
     history = api.get(f"/v1/memories/{made[0.1]['id']}/history").json()["items"]
     assert [(h["tier"], h["provenance"]["source"]) for h in history] == [("core", "api"), ("archival", "paging")]
     assert history[1]["provenance"]["actor"] == "paging:background"
+
+
+def test_the_index_task_sweeps_a_grown_scope_into_the_hnsw_index(api, agent_id, worker, redis_url, runtime):
+    for i in range(3):
+        remember(api, agent_id, f"a memory of a scope that grew, number {i}")
+    with runtime.pool.connection() as conn:  # what the write that takes a scope past the threshold does
+        index_store.mark_filling(conn, tenant=api.tenant, agent_id=agent_id)
+    app = create_celery(Settings(redis_url=redis_url))
+    app.send_task("memcube.index", queue=worker.env["MEMCUBE_WORKER_QUEUE"])
+    deadline = time.monotonic() + 60
+    state = None
+    while time.monotonic() < deadline:
+        with runtime.pool.connection() as conn:
+            state = index_store.state(conn, tenant=api.tenant, agent_id=agent_id)
+        if state == "ready":
+            break
+        time.sleep(0.2)
+    assert state == "ready", worker.log()[-3000:]
+    with runtime.pool.connection() as conn:
+        flags = conn.execute("SELECT ann FROM memcubes WHERE tenant = %s AND agent_id = %s",
+                             (api.tenant, agent_id)).fetchall()
+    assert [r["ann"] for r in flags] == [True, True, True]
