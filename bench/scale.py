@@ -162,7 +162,7 @@ def _stage_ingest_report(report: Report, stage: int, start: int, run: IngestRun)
     e = run.probe_rows / run.probe_embed_seconds if run.probe_embed_seconds else float("nan")
     same = ratio(run.probe_embed_seconds, run.probe_api_seconds)
     report.table(["ingest", "cubes", "seconds", "cubes/s", "× embedder"], [
-        ["embedder alone (batch 64; interleaved sample, same texts)", run.probe_rows, run.probe_embed_seconds, e,
+        ["embedder alone (the service's chunks and threads; interleaved sample, same texts)", run.probe_rows, run.probe_embed_seconds, e,
          1.0],
         [f"API POST /v1/memories/batch (1 client), cubes {start}→{stage}", run.rows, run.seconds, run.rate,
          ratio(run.rate, e)],
@@ -213,7 +213,7 @@ def _ingest_report(report: Report, runs: list[tuple[str, IngestRun]], raw_run: I
     probe_embed = sum(r.probe_embed_seconds for _, r in runs)
     e = probe_rows / probe_embed if probe_embed else float("nan")
     total = IngestRun(rows=sum(r.rows for _, r in runs), seconds=sum(r.seconds for _, r in runs))
-    rows = [["embedder alone (batch 64; interleaved sample of the same texts)", probe_rows, probe_embed, e, 1.0]]
+    rows = [["embedder alone (the service's chunks and threads; interleaved sample of the same texts)", probe_rows, probe_embed, e, 1.0]]
     for label, run in runs:
         rows.append([f"API POST /v1/memories/batch ({batch}/call, 1 client), cubes {label}", run.rows, run.seconds,
                      run.rate, ratio(run.rate, e)])
