@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import importlib.util
 import io
 import pstats
 import http.client
@@ -126,11 +127,12 @@ def _run(report: Report, bench: Bench, args: argparse.Namespace) -> None:
         "candidate query, unprepared (as the service sends it)": candidate(raw, False),
         "candidate query, prepared (no planning)": candidate(prepared, True),
         "10-hit answer to JSON, pydantic model_dump_json": lambda i: answer.model_dump_json(),
-        "10-hit answer to JSON, orjson": lambda i: _orjson(answer),
         "raw SQL, every statement of a search": lambda i: run_statements(raw, stmts[i]),
         "memcube.search() in process": library,
         "API POST /v1/search (query vector precomputed)": api,
     }
+    if _has_orjson():
+        parts["10-hit answer to JSON, orjson"] = lambda i: _orjson(answer)
     times, _ = interleave(parts, args.rounds, label="parts")
     _search_steps(report, library, args.rounds)
     rows = [[name, *(percentiles(v)[m] for m in ("p50", "p95", "mean"))] for name, v in times.items()]
@@ -157,6 +159,11 @@ def _search_steps(report: Report, library: Any, rounds: int) -> None:
     pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(r"memcube|psycopg/cursor", 25)
     report.say("## memcube.search() under cProfile (cumulative; profiling slows Python, not the database)\n"
                + "\n".join(line for line in out.getvalue().splitlines() if line.strip())[-6000:])
+
+
+def _has_orjson() -> bool:
+    # orjson is no dependency of the service: the part is timed only where it happens to be installed.
+    return importlib.util.find_spec("orjson") is not None
 
 
 def _orjson(answer: SearchResponse) -> bytes:
