@@ -3,6 +3,7 @@ derived memories standing for their evidence."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -187,7 +188,7 @@ def search(conn: psycopg.Connection, *, tenant: str, request: SearchRequest, emb
     weights = RankWeights(settings.rrf_k, settings.weight_recency, settings.weight_importance,
                           settings.recency_half_life_days)
     ranked = fuse(rows, now=now or datetime.now(timezone.utc), weights=weights,
-                  evidence=evidence[0] if evidence is not None else None)[: request.k]
+                  evidence=evidence[0] if evidence is not None else None, limit=request.k)
     sources = _sources(conn, tenant, ranked) if mode == "hits" else {}
     hits = [_hit(r, plan, request.explain, sources) for r in ranked]
     if access is not None:
@@ -226,7 +227,7 @@ def _sources(conn: psycopg.Connection, tenant: str, ranked: Sequence[Ranked]) ->
     ids = list(dict.fromkeys(i for r in ranked for i in sources_of(r.row)[:EVIDENCE_REFS]))
     if not ids:
         return {}
-    return {row["id"]: row for row in cube_store.get_cubes(conn, tenant=tenant, cube_ids=ids)
+    return {row["id"]: row for row in search_store.cube_refs(conn, tenant=tenant, cube_ids=ids)
             if row["status"] == "active"}
 
 
@@ -248,5 +249,12 @@ def _hit(ranked: Ranked, plan: str, explain: bool, sources: dict[UUID, dict[str,
                          text_own=bool(row.get("text_own")), rrf=ranked.rrf, lent=ranked.lent, relevance=ranked.relevance, recency=ranked.recency,
                          importance=float(row["importance"]))
     evidence = [_ref(sources[i]) for i in sources_of(row)[:EVIDENCE_REFS] if i in sources]
+    fields = {k: row[k] for k in _ROW_FIELDS}
+    # Candidates carry their metadata as text: only the hits returned pay for parsing it.
+    fields["metadata"] = json.loads(row["metadata_json"])
     return Hit(score=ranked.score, explain=detail, derived=[_ref(d) for d in ranked.derived], evidence=evidence,
-               **{k: row[k] for k in Hit.model_fields if k in row and k not in ("derived", "evidence")})
+               **fields)
+
+
+# The fields of a hit that a candidate row holds as they are.
+_ROW_FIELDS = tuple(k for k in Hit.model_fields if k not in ("score", "metadata", "derived", "evidence", "explain"))
