@@ -80,7 +80,9 @@ class SearchStats:
             cached = self._lexemes.get(text)
         if cached is not None:
             return cached
-        lexemes = search_store.query_lexemes(conn, text)
+        return self._remember(text, search_store.query_lexemes(conn, text))
+
+    def _remember(self, text: str, lexemes: list[str]) -> list[str]:
         with self._lock:
             if len(self._lexemes) > CACHE_ENTRIES // 10:
                 self._lexemes.clear()
@@ -88,20 +90,32 @@ class SearchStats:
         return lexemes
 
     def text_query(self, conn: psycopg.Connection, *, tenant: str, agent_id: str, user_id: str | None,
-                   lexemes: Sequence[str], common_fraction: float, max_matches: int,
-                   kinds: Sequence[str] = DEFAULT_KINDS) -> TextQuery:
+                   lexemes: Sequence[str] | None = None, common_fraction: float, max_matches: int,
+                   kinds: Sequence[str] = DEFAULT_KINDS, text: str = "") -> TextQuery:
         """Return the full-text half of a search in a scope (an agent, or one user of it, and the kinds searched):
         its words without those found in more than `common_fraction` of the scope's memories or in more than
-        `max_matches` of them, unless every word is that common; and the scope's document count and mean length."""
+        `max_matches` of them, unless every word is that common; and the scope's document count and mean length.
+        The words are the `lexemes` given, or those of the query `text` (`query_lexemes`)."""
         key = (tenant, agent_id, user_id, tuple(sorted(kinds)))
         now = time.monotonic()
         with self._lock:
             entry = self._words.get(key)
+            if lexemes is None:
+                lexemes = self._lexemes.get(text)
         if entry is None or now - entry.at >= self._ttl:
             docs, avg_len = search_store.scope_text_stats(conn, tenant=tenant, agent_id=agent_id, user_id=user_id,
                                                           kinds=key[3])
             limit = min(common_fraction * docs, float(max_matches))
             entry = _ScopeWords(docs, avg_len, cap=int(limit) + 1, at=now)
+        if lexemes is None and common_fraction >= 1.0:
+            lexemes = self.query_lexemes(conn, text)
+        elif lexemes is None:
+            # A new question: its words, and the counts of those not counted yet, in one round trip.
+            found = search_store.query_lexeme_counts(conn, tenant=tenant, agent_id=agent_id, user_id=user_id,
+                                                     kinds=key[3], text=text, known=_known(entry, text),
+                                                     cap=entry.cap)
+            lexemes = self._remember(text, [lex for lex, _ in found])
+            entry.counts.update((lex, n) for lex, n in found if n is not None and lex not in entry.counts)
         missing = [lex for lex in lexemes if lex not in entry.counts]
         if missing and common_fraction < 1.0:
             counted = search_store.lexeme_counts(conn, tenant=tenant, agent_id=agent_id, user_id=user_id,
@@ -116,6 +130,13 @@ class SearchStats:
         else:
             kept = [lex for lex in lexemes if entry.counts.get(lex, 0) < entry.cap] or list(lexemes)
         return TextQuery(kept, entry.docs, entry.avg_len)
+
+
+def _known(entry: _ScopeWords, text: str) -> list[str]:
+    """The words of a scope counted already that may be words of the text: those whose first two letters it
+    holds (a stem keeps the start of its word). One left out is only counted again."""
+    lowered = text.lower()
+    return [lex for lex in entry.counts if lex[:2] in lowered]
 
 
 @dataclass(frozen=True)
@@ -172,7 +193,7 @@ def search(conn: psycopg.Connection, *, tenant: str, request: SearchRequest, emb
     size = stats.scope_size(conn, tenant=tenant, agent_id=request.agent_id, cap=settings.exact_scan_max_rows + 1)
     plan: str = choose_plan(size, settings.exact_scan_max_rows)
     text = stats.text_query(conn, tenant=tenant, agent_id=request.agent_id, user_id=request.user_id,
-                            kinds=scope.kinds or DEFAULT_KINDS, lexemes=stats.query_lexemes(conn, request.query),
+                            kinds=scope.kinds or DEFAULT_KINDS, text=request.query,
                             common_fraction=settings.text_common_fraction,
                             max_matches=settings.text_max_word_matches)
     rows = _candidates(conn, scope, vector, text, n, plan, embedder.dim, settings)

@@ -35,17 +35,23 @@ BM25_K1 = 1.2
 BM25_B = 0.75
 
 SQL_QUERY_LEXEMES = (
-    "SELECT coalesce(array_agg(DISTINCT l ORDER BY l), '{}') AS lexemes "
-    "FROM unnest(tsvector_to_array(to_tsvector('english', %s))) AS l"
+    "SELECT coalesce(array_agg(DISTINCT l ORDER BY l), ARRAY[]::text[]) AS lexemes "
+    "FROM unnest(tsvector_to_array(to_tsvector('english', %(text)s))) AS l"
 )
 # A lexeme quoted for tsquery input (backslashes and quotes escaped): taken verbatim, never parsed again.
 _LEXEME_QUERY = r"('''' || replace(replace(l, E'\\', E'\\\\'), '''', '''''') || '''')::tsquery"
-# How many of a scope's active cubes hold each lexeme, counting no further than %(cap)s.
-SQL_LEXEME_COUNTS = (
-    "SELECT l AS lexeme, (SELECT count(*) FROM (SELECT 1 FROM memcubes m WHERE m.tenant = %(tenant)s "
+# How many of a scope's active cubes hold the lexeme `l`, counting no further than %(cap)s.
+_LEXEME_COUNT = (
+    "(SELECT count(*) FROM (SELECT 1 FROM memcubes m WHERE m.tenant = %(tenant)s "
     "AND m.agent_id = %(agent_id)s AND {user} AND m.status = 'active' AND m.kind = ANY(%(kinds)s) "
-    "AND m.search_tsv @@ " + _LEXEME_QUERY +
-    " LIMIT %(cap)s) AS s) AS n FROM unnest(%(lexemes)s::text[]) AS l"
+    "AND m.search_tsv @@ " + _LEXEME_QUERY + " LIMIT %(cap)s) AS s)"
+)
+SQL_LEXEME_COUNTS = "SELECT l AS lexeme, " + _LEXEME_COUNT + " AS n FROM unnest(%(lexemes)s::text[]) AS l"
+# The words of a query (as SQL_QUERY_LEXEMES, in its order) with their counts (as SQL_LEXEME_COUNTS; NULL for
+# the words the caller knows already): a new question's words and counts in one round trip, not two.
+SQL_QUERY_LEXEME_COUNTS = (
+    "WITH q AS (" + SQL_QUERY_LEXEMES + ") SELECT l AS lexeme, CASE WHEN l = ANY(%(known)s::text[]) THEN NULL "
+    "ELSE " + _LEXEME_COUNT + " END AS n FROM q, unnest(q.lexemes) WITH ORDINALITY AS u(l, i) ORDER BY i"
 )
 SQL_SCOPE_TEXT_STATS = (
     "SELECT count(*) AS docs, coalesce(avg(search_len), 0) AS avg_len FROM memcubes m "
@@ -250,16 +256,15 @@ def cube_refs(conn: psycopg.Connection, *, tenant: str, cube_ids: Sequence[UUID]
 
 def query_lexemes(conn: psycopg.Connection, text: str) -> list[str]:
     """Return the distinct lexemes of a text as full-text search normalizes them (stop words dropped)."""
-    return list(conn.execute(SQL_QUERY_LEXEMES, (text,)).fetchone()["lexemes"])
+    return list(conn.execute(SQL_QUERY_LEXEMES, {"text": text}).fetchone()["lexemes"])
 
 
 def scope_text_stats(conn: psycopg.Connection, *, tenant: str, agent_id: str, user_id: str | None,
                      kinds: Sequence[str]) -> tuple[int, float]:
     """Return the number of active cubes of the given kinds in a scope (an agent, or one user of it) and their
     mean document length."""
-    query = sql.SQL(SQL_SCOPE_TEXT_STATS).format(user=_user(user_id))
-    row = conn.execute(query, {"tenant": tenant, "agent_id": agent_id, "user_id": user_id,
-                               "kinds": list(kinds)}).fetchone()
+    row = conn.execute(_scoped(SQL_SCOPE_TEXT_STATS, user_id is not None),
+                       {"tenant": tenant, "agent_id": agent_id, "user_id": user_id, "kinds": list(kinds)}).fetchone()
     return int(row["docs"]), float(row["avg_len"])
 
 
@@ -269,10 +274,27 @@ def lexeme_counts(conn: psycopg.Connection, *, tenant: str, agent_id: str, user_
     than `cap`."""
     if not lexemes:
         return {}
-    query = sql.SQL(SQL_LEXEME_COUNTS).format(user=_user(user_id))
-    rows = conn.execute(query, {"tenant": tenant, "agent_id": agent_id, "user_id": user_id, "kinds": list(kinds),
-                                "lexemes": list(lexemes), "cap": cap}).fetchall()
+    rows = conn.execute(_scoped(SQL_LEXEME_COUNTS, user_id is not None),
+                        {"tenant": tenant, "agent_id": agent_id, "user_id": user_id, "kinds": list(kinds),
+                         "lexemes": list(lexemes), "cap": cap}).fetchall()
     return {row["lexeme"]: int(row["n"]) for row in rows}
+
+
+def query_lexeme_counts(conn: psycopg.Connection, *, tenant: str, agent_id: str, user_id: str | None,
+                        kinds: Sequence[str], text: str, known: Sequence[str],
+                        cap: int) -> list[tuple[str, int | None]]:
+    """Return the lexemes of a text (as `query_lexemes`), each with how many active cubes of the given kinds in
+    the scope hold it, counted no further than `cap` (as `lexeme_counts`); None for the lexemes in `known`."""
+    rows = conn.execute(_scoped(SQL_QUERY_LEXEME_COUNTS, user_id is not None),
+                        {"tenant": tenant, "agent_id": agent_id, "user_id": user_id, "kinds": list(kinds),
+                         "text": text, "known": list(known), "cap": cap}).fetchall()
+    return [(row["lexeme"], None if row["n"] is None else int(row["n"])) for row in rows]
+
+
+@functools.cache
+def _scoped(statement: str, one_user: bool) -> sql.SQL:
+    """A statistics statement over one user's cubes or the whole agent's, composed once."""
+    return sql.SQL(sql.SQL(statement).format(user=_user("" if one_user else None)).as_string())
 
 
 def count_vector_matches(conn: psycopg.Connection, *, scope: ScopeFilter, cap: int) -> int:
