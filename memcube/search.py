@@ -4,6 +4,7 @@ derived memories standing for their evidence."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -196,14 +197,16 @@ def search(conn: psycopg.Connection, *, tenant: str, request: SearchRequest, emb
                             kinds=scope.kinds or DEFAULT_KINDS, text=request.query,
                             common_fraction=settings.text_common_fraction,
                             max_matches=settings.text_max_word_matches)
-    rows = _candidates(conn, scope, vector, text, n, plan, embedder.dim, settings)
+    # Evidence the candidate query did not bring (none but in odd cases) is read by _evidence_in_scope.
+    lend = mode == "evidence"
+    rows = _candidates(conn, scope, vector, text, n, plan, embedder.dim, settings, lend)
     if plan == "hnsw":
         found = sum(1 for r in rows if r["vector_distance"] is not None)
         # A filter must never silently drop results: if the index came back short, count the scope.
         if found < n and count_vector_matches(conn, scope=scope, cap=n) > found:
-            rows = _candidates(conn, scope, vector, text, n, "exact", embedder.dim, settings)
+            rows = _candidates(conn, scope, vector, text, n, "exact", embedder.dim, settings, lend)
             plan = "hnsw+exact"
-    evidence = _evidence_in_scope(conn, scope, rows) if mode == "evidence" else None
+    evidence = _evidence_in_scope(conn, scope, rows, looked_up=lend) if mode == "evidence" else None
     if evidence is not None:
         rows = rows + evidence[1]
     weights = RankWeights(settings.rrf_k, settings.weight_recency, settings.weight_importance,
@@ -218,21 +221,28 @@ def search(conn: psycopg.Connection, *, tenant: str, request: SearchRequest, emb
 
 
 def _candidates(conn: psycopg.Connection, scope: ScopeFilter, vector: Any, text: TextQuery, n: int, plan: str,
-                dim: int, settings: Settings) -> list[dict[str, Any]]:
+                dim: int, settings: Settings, evidence: bool) -> list[dict[str, Any]]:
     return search_candidates(conn, scope=scope, query_vector=vector, text=text, n_vector=n, n_text=n,
-                             plan=plan, dim=dim, ef_search=max(settings.hnsw_ef_search, n))  # type: ignore[arg-type]
+                             plan=plan, dim=dim, ef_search=max(settings.hnsw_ef_search, n),  # type: ignore[arg-type]
+                             evidence=evidence)
 
 
-def _evidence_in_scope(conn: psycopg.Connection, scope: ScopeFilter,
-                       rows: list[dict[str, Any]]) -> tuple[dict[UUID, list[UUID]], list[dict[str, Any]]]:
+def _evidence_in_scope(conn: psycopg.Connection, scope: ScopeFilter, rows: list[dict[str, Any]],
+                       looked_up: bool) -> tuple[dict[UUID, list[UUID]], list[dict[str, Any]]]:
     """Return, for each derived candidate, its evidence that the search may return, and the evidence rows
-    not among the candidates yet (found by neither retriever)."""
-    wanted = {row["id"]: derived_evidence(row) for row in rows}
-    wanted = {d: ids for d, ids in wanted.items() if ids}
+    not among the rows yet (found by neither retriever). With `looked_up`, the candidate query brought the
+    evidence in scope (`evidence_only` rows) of the ids written in the form it reads."""
+    wanted, read = {}, set()
+    for row in rows:
+        ids = [] if row.get("evidence_only") else derived_evidence(row)
+        if ids:
+            wanted[row["id"]] = ids
+            if looked_up:
+                read.update(_read_by_query(row))
     if not wanted:
         return {}, []
     present = {row["id"] for row in rows}
-    missing = {i for ids in wanted.values() for i in ids if i not in present}
+    missing = {i for ids in wanted.values() for i in ids if i not in present and i not in read}
     extra = search_store.cubes_in_scope(conn, scope=scope, cube_ids=list(missing))
     for row in extra:
         row["vector_distance"] = row["text_score"] = None
@@ -241,6 +251,16 @@ def _evidence_in_scope(conn: psycopg.Connection, scope: ScopeFilter,
     eligible = (present | {row["id"] for row in extra}) - set(wanted)
     evidence = {d: [i for i in ids if i in eligible] for d, ids in wanted.items()}
     return {d: ids for d, ids in evidence.items() if ids}, extra
+
+
+def _read_by_query(row: dict[str, Any]) -> list[UUID]:
+    """The evidence ids of a derived row that the candidate query looks up itself (EVIDENCE_ID_FORM)."""
+    refs = (row.get("provenance") or {}).get("derived_from") or []
+    return [UUID(ref["id"]) for ref in refs if isinstance(ref, dict) and isinstance(ref.get("id"), str)
+            and _EVIDENCE_ID.fullmatch(ref["id"])]
+
+
+_EVIDENCE_ID = re.compile(search_store.EVIDENCE_ID_FORM, re.IGNORECASE)
 
 
 def _sources(conn: psycopg.Connection, tenant: str, ranked: Sequence[Ranked]) -> dict[UUID, dict[str, Any]]:

@@ -192,10 +192,13 @@ def _user(user_id: str | None) -> sql.Composable:
 
 def search_candidates(conn: psycopg.Connection, *, scope: ScopeFilter, query_vector: np.ndarray,
                       text: TextQuery | None, n_vector: int, n_text: int, plan: Plan, dim: int,
-                      ef_search: int = 100, max_scan_tuples: int = 100_000) -> list[dict[str, Any]]:
+                      ef_search: int = 100, max_scan_tuples: int = 100_000,
+                      evidence: bool = False) -> list[dict[str, Any]]:
     """Return the union of the top vector and top full-text candidates of a scope (CANDIDATE_COLUMNS), each row
     with `vector_distance` and `text_score` (BM25; None where that retriever did not find it), and `text_own`:
-    whether the cube's own words matched (not only the words of turns next to it)."""
+    whether the cube's own words matched (not only the words of turns next to it). With `evidence`, also the
+    evidence in scope of the facts among them that consolidation derived (memcube.search.derived_evidence) that
+    neither retriever found: None, None and false, and `evidence_only` (false for the candidates)."""
     params = _where_params(scope)
     lexemes = list(text.lexemes) if text is not None else []
     params.update({"q": query_vector, "n_vector": n_vector, "n_text": n_text, "lexemes": lexemes,
@@ -208,24 +211,42 @@ def search_candidates(conn: psycopg.Connection, *, scope: ScopeFilter, query_vec
     # 173 ms), so it is planned afresh each time; the exact query orders by an expression no index serves, so its
     # generic plan is the custom one's, and preparing it saves the planning, 3-6 ms of a search at 100-row
     # scopes (bench/overhead.py).
-    return conn.execute(_candidate_sql(_shape(scope), plan, dim), params, prepare=plan == "exact").fetchall()
+    return conn.execute(_candidate_sql(_shape(scope), plan, dim, evidence), params,
+                        prepare=plan == "exact").fetchall()
+
+
+# The evidence of the derived facts among the candidates (`cand`), by the rule of
+# memcube.search.derived_evidence, for the ids written as EVIDENCE_ID_FORM (any other form Python reads as an id
+# is left to the caller).
+EVIDENCE_ID_FORM = r"[0-9a-f]{4}(-?[0-9a-f]{4}){7}|\{[0-9a-f]{4}(-?[0-9a-f]{4}){7}\}"
+_EVIDENCE = (
+    ", ev AS (SELECT DISTINCT (r->>'id')::uuid AS id FROM cand c, jsonb_array_elements(CASE WHEN "
+    "jsonb_typeof(c.provenance->'derived_from') = 'array' THEN c.provenance->'derived_from' END) AS r "
+    "WHERE c.kind = 'semantic' AND c.provenance->>'source' = 'consolidation' AND r->>'id' ~* "
+    "'^(" + EVIDENCE_ID_FORM.replace("{", "{{").replace("}", "}}") + ")$') "
+    "SELECT *, false AS evidence_only FROM cand UNION ALL SELECT " + CANDIDATE_COLUMNS + ", NULL, NULL, false, "
+    "true FROM memcubes m WHERE m.id IN (SELECT id FROM ev EXCEPT SELECT id FROM cand) AND {where}"
+)
 
 
 @functools.cache
-def _candidate_sql(shape: Shape, plan: Plan, dim: int) -> sql.SQL:
+def _candidate_sql(shape: Shape, plan: Plan, dim: int, evidence: bool = False) -> sql.SQL:
     if plan == "exact":
         distance = sql.SQL("m.embedding <=> %(q)s")
     else:
         distance = sql.SQL("m.embedding::vector({dim}) <=> %(q)s::vector({dim})").format(dim=sql.Literal(dim))
+    candidates = (
+        "SELECT " + CANDIDATE_COLUMNS + ", vec.distance AS vector_distance, txt.score AS text_score, "
+        # Whether the cube's own words matched, not only its neighbours'.
+        "txt.id IS NOT NULL AND m.search_tsv @@ %(own)s::tsquery AS text_own "
+        "FROM ids JOIN memcubes m ON m.id = ids.id LEFT JOIN vec ON vec.id = ids.id LEFT JOIN txt ON txt.id = ids.id"
+    )
     query = sql.SQL(
         "WITH vec AS ("
         "  SELECT m.id, {distance} AS distance FROM memcubes m"
         "  WHERE {where} AND m.embedding IS NOT NULL ORDER BY {distance} LIMIT %(n_vector)s"
         "), " + _TEXT_CTES + ", ids AS (SELECT id FROM vec UNION SELECT id FROM txt) "
-        "SELECT " + CANDIDATE_COLUMNS + ", vec.distance AS vector_distance, txt.score AS text_score, "
-        # Whether the cube's own words matched, not only its neighbours'.
-        "txt.id IS NOT NULL AND m.search_tsv @@ %(own)s::tsquery AS text_own "
-        "FROM ids JOIN memcubes m ON m.id = ids.id LEFT JOIN vec ON vec.id = ids.id LEFT JOIN txt ON txt.id = ids.id"
+        + (", cand AS (" + candidates + ")" + _EVIDENCE if evidence else candidates)
     ).format(distance=distance, where=_where_sql(shape, "m"))
     return sql.SQL(query.as_string())
 
