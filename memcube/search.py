@@ -197,7 +197,7 @@ def search(conn: psycopg.Connection, *, tenant: str, request: SearchRequest, emb
                             kinds=scope.kinds or DEFAULT_KINDS, text=request.query,
                             common_fraction=settings.text_common_fraction,
                             max_matches=settings.text_max_word_matches)
-    # Evidence the candidate query did not bring (none but in odd cases) is read by _evidence_in_scope.
+    # In the default mode the candidate query also brings the evidence of derived candidates.
     lend = mode == "evidence"
     rows = _candidates(conn, scope, vector, text, n, plan, embedder.dim, settings, lend)
     if plan == "hnsw":
@@ -206,7 +206,7 @@ def search(conn: psycopg.Connection, *, tenant: str, request: SearchRequest, emb
         if found < n and count_vector_matches(conn, scope=scope, cap=n) > found:
             rows = _candidates(conn, scope, vector, text, n, "exact", embedder.dim, settings, lend)
             plan = "hnsw+exact"
-    evidence = _evidence_in_scope(conn, scope, rows, looked_up=lend) if mode == "evidence" else None
+    evidence = _evidence_in_scope(conn, scope, rows) if lend else None
     if evidence is not None:
         rows = rows + evidence[1]
     weights = RankWeights(settings.rrf_k, settings.weight_recency, settings.weight_importance,
@@ -227,18 +227,17 @@ def _candidates(conn: psycopg.Connection, scope: ScopeFilter, vector: Any, text:
                              evidence=evidence)
 
 
-def _evidence_in_scope(conn: psycopg.Connection, scope: ScopeFilter, rows: list[dict[str, Any]],
-                       looked_up: bool) -> tuple[dict[UUID, list[UUID]], list[dict[str, Any]]]:
+def _evidence_in_scope(conn: psycopg.Connection, scope: ScopeFilter,
+                       rows: list[dict[str, Any]]) -> tuple[dict[UUID, list[UUID]], list[dict[str, Any]]]:
     """Return, for each derived candidate, its evidence that the search may return, and the evidence rows
-    not among the rows yet (found by neither retriever). With `looked_up`, the candidate query brought the
-    evidence in scope (`evidence_only` rows) of the ids written in the form it reads."""
+    not among the rows yet: the candidate query brought the evidence in scope (`evidence_only` rows) of the ids
+    written in the form it reads, and this reads that of any other."""
     wanted, read = {}, set()
     for row in rows:
         ids = [] if row.get("evidence_only") else derived_evidence(row)
         if ids:
             wanted[row["id"]] = ids
-            if looked_up:
-                read.update(_read_by_query(row))
+            read.update(_read_by_query(row))
     if not wanted:
         return {}, []
     present = {row["id"] for row in rows}
