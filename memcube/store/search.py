@@ -225,12 +225,14 @@ _EVIDENCE = (
     "WHERE c.kind = 'semantic' AND c.provenance->>'source' = 'consolidation' AND r->>'id' ~* "
     "'^(" + EVIDENCE_ID_FORM.replace("{", "{{").replace("}", "}}") + ")$') "
     "SELECT *, false AS evidence_only FROM cand UNION ALL SELECT " + CANDIDATE_COLUMNS + ", NULL, NULL, false, "
-    "true FROM memcubes m WHERE m.id IN (SELECT id FROM ev EXCEPT SELECT id FROM cand) AND {where}"
+    "true FROM memcubes m WHERE m.id IN (SELECT id FROM ev EXCEPT SELECT id FROM cand) AND {scope}"
 )
 
 
 @functools.cache
 def _candidate_sql(shape: Shape, plan: Plan, dim: int, evidence: bool = False) -> sql.SQL:
+    # `where` filters what the retrievers search; `scope`, the evidence rows read by id.
+    where = scope = _where_sql(shape, "m")
     if plan == "exact":
         distance = sql.SQL("m.embedding <=> %(q)s")
     else:
@@ -247,7 +249,7 @@ def _candidate_sql(shape: Shape, plan: Plan, dim: int, evidence: bool = False) -
         "  WHERE {where} AND m.embedding IS NOT NULL ORDER BY {distance} LIMIT %(n_vector)s"
         "), " + _TEXT_CTES + ", ids AS (SELECT id FROM vec UNION SELECT id FROM txt) "
         + (", cand AS (" + candidates + ")" + _EVIDENCE if evidence else candidates)
-    ).format(distance=distance, where=_where_sql(shape, "m"))
+    ).format(distance=distance, where=where, scope=scope)
     return sql.SQL(query.as_string())
 
 
