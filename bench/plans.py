@@ -57,14 +57,15 @@ def service_text(url: str, settings: Settings) -> ServiceText:
 
 def candidate_statements(settings: Settings, *, tenant: str, agent_id: str, vector: np.ndarray, text: str,
                          plan: str, dim: int, words: ServiceText, k: int = 10) -> list[tuple[Any, Any]]:
-    """The statements memcube.store.search.search_candidates sends for one search, with the service's
-    candidate count (max(MEMCUBE_SEARCH_CANDIDATES, 2k)), ef_search (max(MEMCUBE_HNSW_EF_SEARCH, n)) and
-    full-text half (`service_text`)."""
+    """The statements memcube.store.search.search_candidates sends for one search in the default mode (derived
+    facts stand for their evidence, which the candidate query brings), with the service's candidate count
+    (max(MEMCUBE_SEARCH_CANDIDATES, 2k)), ef_search (max(MEMCUBE_HNSW_EF_SEARCH, n)) and full-text half
+    (`service_text`)."""
     n = max(settings.search_candidates, 2 * k)
     capture = _Capture()
     search_candidates(capture, scope=ScopeFilter(tenant=tenant, agent_id=agent_id), query_vector=vector,  # type: ignore[arg-type]
                       text=words(tenant, agent_id, text), n_vector=n, n_text=n, plan=plan, dim=dim,  # type: ignore[arg-type]
-                      ef_search=max(settings.hnsw_ef_search, n))
+                      ef_search=max(settings.hnsw_ef_search, n), evidence=True)
     return capture.calls
 
 

@@ -3,6 +3,8 @@ derived memories standing for their evidence."""
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -86,7 +88,9 @@ class SearchStats:
             cached = self._lexemes.get(text)
         if cached is not None:
             return cached
-        lexemes = search_store.query_lexemes(conn, text)
+        return self._remember(text, search_store.query_lexemes(conn, text))
+
+    def _remember(self, text: str, lexemes: list[str]) -> list[str]:
         with self._lock:
             if len(self._lexemes) > CACHE_ENTRIES // 10:
                 self._lexemes.clear()
@@ -94,20 +98,32 @@ class SearchStats:
         return lexemes
 
     def text_query(self, conn: psycopg.Connection, *, tenant: str, agent_id: str, user_id: str | None,
-                   lexemes: Sequence[str], common_fraction: float, max_matches: int,
-                   kinds: Sequence[str] = DEFAULT_KINDS) -> TextQuery:
+                   lexemes: Sequence[str] | None = None, common_fraction: float, max_matches: int,
+                   kinds: Sequence[str] = DEFAULT_KINDS, text: str = "") -> TextQuery:
         """Return the full-text half of a search in a scope (an agent, or one user of it, and the kinds searched):
         its words without those found in more than `common_fraction` of the scope's memories or in more than
-        `max_matches` of them, unless every word is that common; and the scope's document count and mean length."""
+        `max_matches` of them, unless every word is that common; and the scope's document count and mean length.
+        The words are the `lexemes` given, or those of the query `text` (`query_lexemes`)."""
         key = (tenant, agent_id, user_id, tuple(sorted(kinds)))
         now = time.monotonic()
         with self._lock:
             entry = self._words.get(key)
+            if lexemes is None:
+                lexemes = self._lexemes.get(text)
         if entry is None or now - entry.at >= self._ttl:
             docs, avg_len = search_store.scope_text_stats(conn, tenant=tenant, agent_id=agent_id, user_id=user_id,
                                                           kinds=key[3])
             limit = min(common_fraction * docs, float(max_matches))
             entry = _ScopeWords(docs, avg_len, cap=int(limit) + 1, at=now)
+        if lexemes is None and common_fraction >= 1.0:
+            lexemes = self.query_lexemes(conn, text)
+        elif lexemes is None:
+            # A new question: its words, and the counts of those not counted yet, in one round trip.
+            found = search_store.query_lexeme_counts(conn, tenant=tenant, agent_id=agent_id, user_id=user_id,
+                                                     kinds=key[3], text=text, known=_known(entry, text),
+                                                     cap=entry.cap)
+            lexemes = self._remember(text, [lex for lex, _ in found])
+            entry.counts.update((lex, n) for lex, n in found if n is not None and lex not in entry.counts)
         missing = [lex for lex in lexemes if lex not in entry.counts]
         if missing and common_fraction < 1.0:
             counted = search_store.lexeme_counts(conn, tenant=tenant, agent_id=agent_id, user_id=user_id,
@@ -122,6 +138,13 @@ class SearchStats:
         else:
             kept = [lex for lex in lexemes if entry.counts.get(lex, 0) < entry.cap] or list(lexemes)
         return TextQuery(kept, entry.docs, entry.avg_len)
+
+
+def _known(entry: _ScopeWords, text: str) -> list[str]:
+    """The words of a scope counted already that may be words of the text: those whose first two letters it
+    holds (a stem keeps the start of its word). One left out is only counted again."""
+    lowered = text.lower()
+    return [lex for lex in entry.counts if lex[:2] in lowered]
 
 
 @dataclass(frozen=True)
@@ -179,23 +202,25 @@ def search(conn: psycopg.Connection, *, tenant: str, request: SearchRequest, emb
     size, indexed = stats.scope(conn, tenant=tenant, agent_id=request.agent_id, cap=settings.exact_scan_max_rows + 1)
     plan: str = choose_plan(size, settings.exact_scan_max_rows, indexed)
     text = stats.text_query(conn, tenant=tenant, agent_id=request.agent_id, user_id=request.user_id,
-                            kinds=scope.kinds or DEFAULT_KINDS, lexemes=stats.query_lexemes(conn, request.query),
+                            kinds=scope.kinds or DEFAULT_KINDS, text=request.query,
                             common_fraction=settings.text_common_fraction,
                             max_matches=settings.text_max_word_matches)
-    rows = _candidates(conn, scope, vector, text, n, plan, embedder.dim, settings)
+    # In the default mode the candidate query also brings the evidence of derived candidates.
+    lend = mode == "evidence"
+    rows = _candidates(conn, scope, vector, text, n, plan, embedder.dim, settings, lend)
     if plan == "hnsw":
         found = sum(1 for r in rows if r["vector_distance"] is not None)
         # A filter must never silently drop results: if the index came back short, count the scope.
         if found < n and count_vector_matches(conn, scope=scope, cap=n) > found:
-            rows = _candidates(conn, scope, vector, text, n, "exact", embedder.dim, settings)
+            rows = _candidates(conn, scope, vector, text, n, "exact", embedder.dim, settings, lend)
             plan = "hnsw+exact"
-    evidence = _evidence_in_scope(conn, scope, rows) if mode == "evidence" else None
+    evidence = _evidence_in_scope(conn, scope, rows) if lend else None
     if evidence is not None:
         rows = rows + evidence[1]
     weights = RankWeights(settings.rrf_k, settings.weight_recency, settings.weight_importance,
                           settings.recency_half_life_days)
     ranked = fuse(rows, now=now or datetime.now(timezone.utc), weights=weights,
-                  evidence=evidence[0] if evidence is not None else None)[: request.k]
+                  evidence=evidence[0] if evidence is not None else None, limit=request.k)
     sources = _sources(conn, tenant, ranked) if mode == "hits" else {}
     hits = [_hit(r, plan, request.explain, sources) for r in ranked]
     if access is not None:
@@ -204,21 +229,27 @@ def search(conn: psycopg.Connection, *, tenant: str, request: SearchRequest, emb
 
 
 def _candidates(conn: psycopg.Connection, scope: ScopeFilter, vector: Any, text: TextQuery, n: int, plan: str,
-                dim: int, settings: Settings) -> list[dict[str, Any]]:
+                dim: int, settings: Settings, evidence: bool) -> list[dict[str, Any]]:
     return search_candidates(conn, scope=scope, query_vector=vector, text=text, n_vector=n, n_text=n,
-                             plan=plan, dim=dim, ef_search=max(settings.hnsw_ef_search, n))  # type: ignore[arg-type]
+                             plan=plan, dim=dim, ef_search=max(settings.hnsw_ef_search, n),  # type: ignore[arg-type]
+                             evidence=evidence)
 
 
 def _evidence_in_scope(conn: psycopg.Connection, scope: ScopeFilter,
                        rows: list[dict[str, Any]]) -> tuple[dict[UUID, list[UUID]], list[dict[str, Any]]]:
     """Return, for each derived candidate, its evidence that the search may return, and the evidence rows
-    not among the candidates yet (found by neither retriever)."""
-    wanted = {row["id"]: derived_evidence(row) for row in rows}
-    wanted = {d: ids for d, ids in wanted.items() if ids}
+    not among the rows yet: the candidate query brought the evidence in scope (`evidence_only` rows) of the ids
+    written in the form it reads, and this reads that of any other."""
+    wanted, read = {}, set()
+    for row in rows:
+        ids = [] if row.get("evidence_only") else derived_evidence(row)
+        if ids:
+            wanted[row["id"]] = ids
+            read.update(_read_by_query(row))
     if not wanted:
         return {}, []
     present = {row["id"] for row in rows}
-    missing = {i for ids in wanted.values() for i in ids if i not in present}
+    missing = {i for ids in wanted.values() for i in ids if i not in present and i not in read}
     extra = search_store.cubes_in_scope(conn, scope=scope, cube_ids=list(missing))
     for row in extra:
         row["vector_distance"] = row["text_score"] = None
@@ -229,12 +260,22 @@ def _evidence_in_scope(conn: psycopg.Connection, scope: ScopeFilter,
     return {d: ids for d, ids in evidence.items() if ids}, extra
 
 
+def _read_by_query(row: dict[str, Any]) -> list[UUID]:
+    """The evidence ids of a derived row that the candidate query looks up itself (EVIDENCE_ID_FORM)."""
+    refs = (row.get("provenance") or {}).get("derived_from") or []
+    return [UUID(ref["id"]) for ref in refs if isinstance(ref, dict) and isinstance(ref.get("id"), str)
+            and _EVIDENCE_ID.fullmatch(ref["id"])]
+
+
+_EVIDENCE_ID = re.compile(search_store.EVIDENCE_ID_FORM, re.IGNORECASE)
+
+
 def _sources(conn: psycopg.Connection, tenant: str, ranked: Sequence[Ranked]) -> dict[UUID, dict[str, Any]]:
     """Return the active evidence of the derived hits, by id (the first EVIDENCE_REFS of each)."""
     ids = list(dict.fromkeys(i for r in ranked for i in sources_of(r.row)[:EVIDENCE_REFS]))
     if not ids:
         return {}
-    return {row["id"]: row for row in cube_store.get_cubes(conn, tenant=tenant, cube_ids=ids)
+    return {row["id"]: row for row in search_store.cube_refs(conn, tenant=tenant, cube_ids=ids)
             if row["status"] == "active"}
 
 
@@ -256,5 +297,12 @@ def _hit(ranked: Ranked, plan: str, explain: bool, sources: dict[UUID, dict[str,
                          text_own=bool(row.get("text_own")), rrf=ranked.rrf, lent=ranked.lent, relevance=ranked.relevance, recency=ranked.recency,
                          importance=float(row["importance"]))
     evidence = [_ref(sources[i]) for i in sources_of(row)[:EVIDENCE_REFS] if i in sources]
+    fields = {k: row[k] for k in _ROW_FIELDS}
+    # Candidates carry their metadata as text: only the hits returned pay for parsing it.
+    fields["metadata"] = json.loads(row["metadata_json"])
     return Hit(score=ranked.score, explain=detail, derived=[_ref(d) for d in ranked.derived], evidence=evidence,
-               **{k: row[k] for k in Hit.model_fields if k in row and k not in ("derived", "evidence")})
+               **fields)
+
+
+# The fields of a hit that a candidate row holds as they are.
+_ROW_FIELDS = tuple(k for k in Hit.model_fields if k not in ("score", "metadata", "derived", "evidence", "explain"))

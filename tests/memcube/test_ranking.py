@@ -68,3 +68,21 @@ def test_tied_scores_share_a_rank_so_row_order_does_not_matter():
     forward = [r.row["id"] for r in fuse(rows, now=NOW, weights=RankWeights())]
     backward = [r.row["id"] for r in fuse(rows[::-1], now=NOW, weights=RankWeights())]
     assert forward == backward
+
+
+def test_fuse_builds_the_first_results_asked_for_in_the_full_order_ties_by_id():
+    tied = [row(distance=0.2, text=0.1) for _ in range(6)]
+    fact = row(distance=0.05)
+    evidence_only = row()  # found by neither retriever: only what the fact lends it
+    rows = tied + [row(distance=0.1), row(text=0.9), fact, evidence_only]
+    lends = {fact["id"]: [evidence_only["id"], tied[0]["id"]]}
+    full = fuse(rows, now=NOW, weights=RankWeights(), evidence=lends)
+    assert fact["id"] not in {r.row["id"] for r in full}
+    for limit in (1, 3, 8, 20):
+        top = fuse(rows, now=NOW, weights=RankWeights(), evidence=lends, limit=limit)
+        assert [(r.row["id"], r.score, r.lent, r.derived) for r in top] == \
+               [(r.row["id"], r.score, r.lent, r.derived) for r in full[:limit]]
+    same = [r.row["id"] for r in full if r.row in tied[1:]]
+    assert len(same) == 5 and same == sorted(same, key=str)
+    [lifted] = [r for r in full if r.row is evidence_only]
+    assert lifted.derived == (fact,) and lifted.rrf == lifted.lent > 0 and lifted.vector_rank is None

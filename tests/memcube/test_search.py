@@ -210,3 +210,26 @@ def test_bm25_prefers_the_rarer_word_of_the_scope(conn, embedder, settings, tena
     hits = run(conn, embedder, settings, tenant, "weather hailstorm", k=3, explain=True).hits
     assert {h.content for h in hits[:2]} == {"the weather turned into a hailstorm", "a hailstorm is coming"}
     assert hits[2].explain.text_score is None  # "weather" is in 11 of 12: too common to match by
+
+
+def test_a_new_question_gets_its_words_and_their_counts_in_one_statement(conn, embedder, settings, tenant, monkeypatch):
+    add(conn, embedder, settings, tenant, "agent", [f"zebra sighting number {i} near the river" for i in range(40)]
+        + ["a zebra and a quokka met", "O'Neil saw a wombat"])
+    by_text, by_lexemes = SearchStats(60), SearchStats(60)
+    sent = []
+    execute = conn.execute
+    monkeypatch.setattr(conn, "execute", lambda *a, **k: sent.append(a[0]) or execute(*a, **k))
+
+    def words(stats, question, **given):
+        return stats.text_query(conn, tenant=tenant, agent_id="agent", user_id=None, common_fraction=0.5,
+                                max_matches=10_000, **given)
+
+    for i, question in enumerate(["zebra quokka", "quokka by the river", "O'Neil \\ zebra's wombat", "the",
+                                  "zebras, quokkas?"]):
+        expected = words(by_lexemes, question, lexemes=by_lexemes.query_lexemes(conn, question))
+        sent.clear()
+        assert words(by_text, question, text=question) == expected
+        assert len(sent) == (1 if i else 2)  # the first question also reads the scope's statistics
+        sent.clear()
+        assert words(by_text, question, text=question) == expected and sent == []
+    assert words(by_text, "zebra quokka", text="zebra quokka").lexemes == ["quokka"]  # zebra: 41 of 42

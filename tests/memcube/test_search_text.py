@@ -4,8 +4,9 @@ write; derived memories stand for their evidence; summaries stay out of search b
 from datetime import datetime, timedelta, timezone
 
 from memcube import cube
-from memcube.models import MemCubeCreate, MemCubePatch, SearchRequest
-from memcube.search import SearchStats, search
+from memcube.models import Hit, MemCubeCreate, MemCubePatch, SearchRequest
+from memcube.search import REF_CHARS, SearchStats, search
+from memcube.store import search as search_store
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -153,3 +154,60 @@ def test_summaries_are_left_out_of_search_unless_asked_for(conn, embedder, setti
         MemCubeCreate(agent_id="agent", kind="episodic", content="the user lives in Berlin")])
     assert [h.kind for h in find(conn, embedder, settings, tenant, "Berlin")] == ["episodic"]
     assert [h.kind for h in find(conn, embedder, settings, tenant, "Berlin", kinds=["summary"])] == ["summary"]
+
+
+def test_hits_show_the_stored_memory_and_a_derived_hit_all_of_its_active_evidence(conn, embedder, settings, tenant):
+    """Candidates carry only what ranking and a hit need: what a hit shows is still the stored memory, and a
+    derived hit lists its active evidence in order, whether or not the evidence was a candidate."""
+    metadata = {"speaker": "user", "nested": {"list": [1, 2.5, "é"], "flag": True}, "none": None}
+    long_turn = "user: I finally moved to Berlin in spring, " + "and the flat by the canal is lovely " * 12
+    episodes = turns(conn, embedder, settings, tenant, [long_turn, "user: my cat Miso loves the balcony",
+                                                        "user: the old flat had no balcony"],
+                     metadata=metadata, tags=["home"])
+    made = fact(conn, embedder, settings, tenant, "The user moved to Berlin with a cat", episodes,
+                metadata={"from": "consolidation"})
+    cube.forget_cube(conn, tenant=tenant, actor="t", cube_id=episodes[2]["id"])
+    [hit] = find(conn, embedder, settings, tenant, "Berlin cat", kinds=["semantic"])
+    stored = cube.read_cube(conn, tenant=tenant, cube_id=made["id"])
+    shown = set(Hit.model_fields) - {"score", "derived", "evidence", "explain"}
+    assert {name: getattr(hit, name) for name in shown} == {name: stored[name] for name in shown}
+    assert [e.id for e in hit.evidence] == [episodes[0]["id"], episodes[1]["id"]]  # not the forgotten one
+    first = hit.evidence[0]
+    assert (first.kind, first.occurred_at) == ("episodic", episodes[0]["occurred_at"])
+    assert first.content == long_turn[:REF_CHARS - 1] + "…" and hit.evidence[1].content == episodes[1]["content"]
+    # By default the fact stands for its evidence, which shows its own stored fields and the fact.
+    hits = find(conn, embedder, settings, tenant, "Berlin cat")
+    assert made["id"] not in {h.id for h in hits}
+    [turn] = [h for h in hits if h.id == episodes[0]["id"]]
+    assert (turn.metadata, turn.tags, turn.content) == (metadata, ["home"], long_turn)
+    assert [(d.id, d.content) for d in turn.derived] == [(made["id"], made["content"])]
+
+
+def test_evidence_neither_retriever_found_comes_with_the_candidates(conn, embedder, settings, tenant, monkeypatch):
+    """The candidate query brings the in-scope evidence of the facts among its rows; an id written in another
+    form Python still reads (`urn:uuid:...`) is looked up afterwards, as before."""
+    filler = [f"user: note {i} about groceries and the weekly shop" for i in range(60)]
+    episodes = turns(conn, embedder, settings, tenant, ["user: my neighbour plays the drums at night",
+                                                        "user: the printer ran out of toner"] + filler)
+    elsewhere = turns(conn, embedder, settings, tenant, ["user: Tuesdays again"], agent_id="other-agent")
+    made = fact(conn, embedder, settings, tenant, "The user dislikes swimming lessons on Tuesdays",
+                episodes[:1] + elsewhere)
+    [odd] = cube.create_cubes(conn, tenant=tenant, actor="job:x", embedder=embedder, settings=settings,
+                              source="consolidation",
+                              extra_provenance=[{"derived_from": [{"id": f"urn:uuid:{episodes[1]['id']}"}]}],
+                              items=[MemCubeCreate(agent_id="agent", kind="semantic",
+                                                   content="The user finds the swimming pool changing rooms smelly")])
+    looked_up = []
+    in_scope = search_store.cubes_in_scope
+    monkeypatch.setattr(search_store, "cubes_in_scope",
+                        lambda conn, *, scope, cube_ids: looked_up.append(set(cube_ids)) or in_scope(
+                            conn, scope=scope, cube_ids=cube_ids))
+    # 10 candidates of each retriever, of 63 memories: the evidence is found by neither.
+    few = settings.model_copy(update={"search_candidates": 10})
+    hits = {h.id: h for h in find(conn, embedder, few, tenant, "swimming lessons pool")}
+    assert [d.id for d in hits[episodes[0]["id"]].derived] == [made["id"]]
+    assert [d.id for d in hits[episodes[1]["id"]].derived] == [odd["id"]]
+    assert elsewhere[0]["id"] not in hits and made["id"] not in hits and odd["id"] not in hits
+    assert [(hits[e["id"]].explain.vector_rank, hits[e["id"]].explain.text_rank) for e in episodes[:2]] == [
+        (None, None), (None, None)]
+    assert [ids for ids in looked_up if ids] == [{episodes[1]["id"]}]
