@@ -19,15 +19,18 @@ CREATE INDEX vector_index_scopes_filling ON vector_index_scopes (created_at) WHE
 
 -- The lock a writer of a scope holds (shared) until it commits, and the sweep takes (exclusive) once, after the
 -- scope turned `filling`: the sweep starts only when every writer that could have missed the new state is done.
-CREATE FUNCTION memcube_scope_lock_key(tenant text, agent_id text) RETURNS bigint
+-- Scopes share 128 locks (the two-key form, class 8008): a transaction writing to thousands of agents (an
+-- import) holds at most 128, never enough to exhaust the lock table; two scopes that share one only make a
+-- sweep wait a little longer.
+CREATE FUNCTION memcube_scope_lock_key(tenant text, agent_id text) RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT hashtextextended(tenant || chr(31) || agent_id, 8008)
+    SELECT hashtext(tenant || chr(31) || agent_id) & 127
 $$;
 
 -- A row enters the index when its scope is indexed: on insert, and when a change moves it to another agent.
 CREATE FUNCTION memcube_set_ann() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_advisory_xact_lock_shared(memcube_scope_lock_key(NEW.tenant, NEW.agent_id));
+    PERFORM pg_advisory_xact_lock_shared(8008, memcube_scope_lock_key(NEW.tenant, NEW.agent_id));
     NEW.ann := EXISTS (SELECT 1 FROM vector_index_scopes s
                         WHERE s.tenant = NEW.tenant AND s.agent_id = NEW.agent_id);
     RETURN NEW;

@@ -108,7 +108,9 @@ def test_two_apis_and_two_workers_keep_every_guarantee(deployment):
                                                   "session_id": f"s-{user}"}).status_code == 201
 
     # Both APIs ask for each scope's consolidation at the same moment: they join one queued job, or (when a
-    # worker took it meanwhile) queue the next, which finds nothing left to do.
+    # worker took it meanwhile) queue the next, which finds nothing left to do. With two idle workers every job
+    # may be taken before its twin asks, so all eight may be new: joining a queued job is tested without a
+    # worker in tests/services/test_consolidate_api.py.
     answers: list[dict] = []
     ask = [threading.Thread(target=lambda api=api, user=user: answers.append(
         api.post("/v1/agents/bot/consolidate", json={"user_id": user}).json()))
@@ -118,7 +120,7 @@ def test_two_apis_and_two_workers_keep_every_guarantee(deployment):
     for thread in ask:
         thread.join()
     jobs = {answer["job_id"] for answer in answers}
-    assert len(answers) == 8 and 4 <= len(jobs) == sum(not answer["existing"] for answer in answers) < 8
+    assert len(answers) == 8 and 4 <= len(jobs) == sum(not answer["existing"] for answer in answers) <= 8
 
     # Every job delivered to the broker three more times: both workers race for each one.
     with connect(env["DATABASE_URL"]) as conn:

@@ -21,11 +21,12 @@ SQL_MARK_READY = (
 SQL_FILLING = (
     "SELECT tenant, agent_id FROM vector_index_scopes WHERE state = 'filling' ORDER BY created_at LIMIT %s"
 )
-# Every writer of the scope holds this lock (shared) until it commits (the trigger takes it).
-SQL_WAIT_FOR_WRITERS = "SELECT pg_advisory_xact_lock(memcube_scope_lock_key(%s, %s))"
-# One filler a scope at a time (a session lock: the caller releases it).
-SQL_TRY_FILLER = "SELECT pg_try_advisory_lock(memcube_scope_lock_key(%s, %s) # 1) AS got"
-SQL_RELEASE_FILLER = "SELECT pg_advisory_unlock(memcube_scope_lock_key(%s, %s) # 1)"
+# Every writer of the scope holds this lock (shared) until it commits (the trigger takes it; scopes share 128).
+SQL_WAIT_FOR_WRITERS = "SELECT pg_advisory_xact_lock(8008, memcube_scope_lock_key(%s, %s))"
+# One filler a scope at a time (a session lock: the caller releases it). The one-key form is a key space of its
+# own, apart from the writers' two-key locks.
+SQL_TRY_FILLER = "SELECT pg_try_advisory_lock(hashtextextended(%s || chr(31) || %s, 8009)) AS got"
+SQL_RELEASE_FILLER = "SELECT pg_advisory_unlock(hashtextextended(%s || chr(31) || %s, 8009))"
 # The next rows of the scope, newest first along the scope index (keyset), that are not in the index yet.
 SQL_NEXT_CHUNK = (
     "SELECT id, created_at FROM memcubes WHERE tenant = %(tenant)s AND agent_id = %(agent_id)s "

@@ -199,3 +199,15 @@ def test_a_sweep_cut_short_is_finished_by_the_next_run(runtime, embedder, small,
     assert result.plan == "exact"
     vector_index.fill_pending(pool)
     assert _state(pool, tenant, "cut") == "ready" and _flags(pool, tenant, "cut") == {True: THRESHOLD + 10}
+
+
+def test_a_write_to_many_agents_holds_a_bounded_number_of_locks(conn, embedder, settings, tenant):
+    """Every writer takes its scope's lock until commit; scopes share 128 of them, so an import or batch over
+    thousands of agents cannot exhaust PostgreSQL's lock table."""
+    rng = random.Random(23)
+    items = [MemCubeCreate(agent_id=f"many-{i}", content=f"note of agent {i}",
+                           embedding=[rng.gauss(0, 1) for _ in range(embedder.dim)]) for i in range(400)]
+    cube.create_cubes(conn, tenant=tenant, actor="t", items=items, embedder=embedder, settings=settings)
+    held = conn.execute("SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() "
+                        "AND classid = 8008").fetchone()["n"]
+    assert 0 < held <= 128
