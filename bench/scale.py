@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
 
 from bench.common import (DEFAULT_HOME, Bench, BenchEmbedder, Report, load_embedder, machine_state,
                           percentiles, ratio, server_settings_text)
@@ -28,7 +26,8 @@ from bench.ingest import (TENANT, IngestRun, ingest_api, ingest_raw, raw_rows, s
 from bench.plans import (candidate_statements, explain, explain_generic, run_statements, service_text,
                          short_plan, vector_indexes)
 from bench.timing import interleave
-from memcube.db import connect
+from memcube.config import Settings
+from memcube.db import connect, open_pool
 from memcube.models import SearchRequest
 from memcube.search import SearchStats, search
 from memcube.vector_index import fill_pending, index_large_scopes
@@ -83,7 +82,7 @@ def index_every_scope(url: str) -> float:
     """Put every scope into the HNSW index now (what the worker does for scopes past the threshold); return
     seconds. Server B searches with threshold 0, and uses the index only for scopes it holds whole."""
     started = time.perf_counter()
-    pool = ConnectionPool(url, min_size=1, max_size=2, kwargs={"row_factory": dict_row}, open=True)
+    pool = open_pool(Settings(db_pool_min=1, db_pool_max=2), url)
     try:
         with pool.connection() as conn:
             index_large_scopes(conn, threshold=0)
@@ -341,8 +340,6 @@ def _explain_section(report: Report, url: str, embedder: BenchEmbedder, query: t
                      tenant: str = TENANT) -> None:
     """EXPLAIN ANALYZE of each plan's candidate query, and the generic plan a prepared statement could switch
     to, with the index the vector half walks."""
-    from memcube.config import Settings
-
     settings = Settings()
     agent, text = query
     vector = embedder.cache.get(text)

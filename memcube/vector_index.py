@@ -43,7 +43,9 @@ class GrowthWatch:
         self._ttl = ttl_seconds
         # (database, tenant, agent) -> (rows estimated, when counted); absent: never counted here.
         self._estimates: dict[tuple[str, str, str], tuple[int, float]] = {}
-        self._indexed: set[tuple[str, str, str]] = set()
+        # Scopes seen marked, and when: looked at again after the ttl, since the write that marked one may have
+        # rolled back (then the next write marks it).
+        self._indexed: dict[tuple[str, str, str], float] = {}
         self._lock = threading.Lock()
 
     def note_writes(self, conn: psycopg.Connection, *, tenant: str, rows: Iterable[dict], threshold: int) -> None:
@@ -57,9 +59,18 @@ class GrowthWatch:
             key = (database, tenant, agent_id)
             now = time.monotonic()
             with self._lock:
-                if key in self._indexed:
-                    continue
+                marked_at = self._indexed.get(key)
                 entry = self._estimates.get(key)
+            if marked_at is not None:
+                if now - marked_at < self._ttl:
+                    continue
+                if store.state(conn, tenant=tenant, agent_id=agent_id) is not None:
+                    with self._lock:
+                        self._indexed[key] = now
+                    continue
+                with self._lock:
+                    self._indexed.pop(key, None)
+                entry = None
             if entry is not None and now - entry[1] < self._ttl and entry[0] + n <= threshold:
                 with self._lock:
                     self._estimates[key] = (entry[0] + n, entry[1])
@@ -70,7 +81,7 @@ class GrowthWatch:
                     log.info("scope %s/%s holds over %d memories: its vectors enter the HNSW index",
                              tenant, agent_id, threshold)
                 with self._lock:
-                    self._indexed.add(key)
+                    self._indexed[key] = now
                     self._estimates.pop(key, None)
                 continue
             with self._lock:
@@ -142,10 +153,7 @@ def fill_pending(pool: psycopg_pool.ConnectionPool, *, limit: int = SCOPES_PER_R
 def index_large_scopes(conn: psycopg.Connection, *, threshold: int) -> list[tuple[str, str]]:
     """Mark every scope of more than `threshold` memories that the index does not hold yet as filling (after an
     upgrade, or a lower threshold); return them. Counts every scope: an operator's command, not a hot path."""
-    rows = conn.execute(
-        "SELECT m.tenant, m.agent_id FROM memcubes m GROUP BY m.tenant, m.agent_id HAVING count(*) > %s "
-        "EXCEPT SELECT tenant, agent_id FROM vector_index_scopes", (threshold,)).fetchall()
-    out = [(r["tenant"], r["agent_id"]) for r in rows]
+    out = store.large_unindexed(conn, threshold=threshold)
     for tenant, agent_id in out:
         store.mark_filling(conn, tenant=tenant, agent_id=agent_id)
     return out

@@ -18,6 +18,10 @@ SQL_MARK_READY = (
     "UPDATE vector_index_scopes SET state = 'ready', ready_at = now() "
     "WHERE tenant = %s AND agent_id = %s AND state = 'filling'"
 )
+SQL_LARGE_UNINDEXED = (
+    "SELECT m.tenant, m.agent_id FROM memcubes m GROUP BY m.tenant, m.agent_id HAVING count(*) > %s "
+    "EXCEPT SELECT tenant, agent_id FROM vector_index_scopes"
+)
 SQL_FILLING = (
     "SELECT tenant, agent_id FROM vector_index_scopes WHERE state = 'filling' ORDER BY created_at LIMIT %s"
 )
@@ -59,6 +63,11 @@ def mark_ready(conn: psycopg.Connection, *, tenant: str, agent_id: str) -> bool:
 def filling(conn: psycopg.Connection, *, limit: int) -> list[tuple[str, str]]:
     """Return up to `limit` scopes waiting for their older rows to enter the index, oldest first."""
     return [(r["tenant"], r["agent_id"]) for r in conn.execute(SQL_FILLING, (limit,)).fetchall()]
+
+
+def large_unindexed(conn: psycopg.Connection, *, threshold: int) -> list[tuple[str, str]]:
+    """Return every scope of more than `threshold` memories that the index does not hold (counts them all)."""
+    return [(r["tenant"], r["agent_id"]) for r in conn.execute(SQL_LARGE_UNINDEXED, (threshold,)).fetchall()]
 
 
 def wait_for_writers(conn: psycopg.Connection, *, tenant: str, agent_id: str) -> None:

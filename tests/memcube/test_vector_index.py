@@ -211,3 +211,20 @@ def test_a_write_to_many_agents_holds_a_bounded_number_of_locks(conn, embedder, 
     held = conn.execute("SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() "
                         "AND classid = 8008").fetchone()["n"]
     assert 0 < held <= 128
+
+
+def test_a_mark_that_rolled_back_is_made_again_by_a_later_write(runtime, embedder, settings, tenant):
+    """The write that marks a scope may fail after marking it: once the watch looks again, the next write marks
+    the scope itself."""
+    rng = random.Random(29)
+    pool = runtime.pool
+    rows = _write(pool, tenant, _items("undone", THRESHOLD + 1, embedder.dim, rng), embedder, settings)
+    watch = vector_index.GrowthWatch(ttl_seconds=0)
+    with pool.connection() as conn:
+        watch.note_writes(conn, tenant=tenant, rows=rows, threshold=THRESHOLD)
+        assert store.state(conn, tenant=tenant, agent_id="undone") == "filling"
+        conn.rollback()
+    assert _state(pool, tenant, "undone") is None
+    with pool.connection() as conn:
+        watch.note_writes(conn, tenant=tenant, rows=rows[:1], threshold=THRESHOLD)
+    assert _state(pool, tenant, "undone") == "filling"
